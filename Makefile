@@ -53,7 +53,7 @@ notebooks-test: $(STAMP)
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 lint: $(STAMP)  ## ruff over helpers.py, tests/ and the notebooks
-	$(BIN)/ruff check helpers.py tests notebooks
+	$(BIN)/ruff check helpers.py conftest.py tests notebooks
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
 	$(BIN)/jupyter lab notebooks

@@ -1,0 +1,118 @@
+"""The profile switch, output folders, save_fig and the results files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+
+import helpers
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def run_python(code, **env):
+    """Run code in a fresh interpreter at the project root with extra environment variables."""
+    return subprocess.run([sys.executable, "-c", code], cwd=helpers.ROOT, capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=120)
+
+
+def test_profile_defaults_to_full(monkeypatch):
+    monkeypatch.delenv("MNIST_PROFILE", raising=False)
+    assert helpers.get_profile() == "full"
+
+
+@pytest.mark.parametrize("value, expected", [("full", "full"), ("smoke", "smoke"),
+                                             (" Smoke ", "smoke")])
+def test_profile_accepts_known_values(value, expected):
+    assert helpers.get_profile(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "fast", "ful", "test"])
+def test_unknown_profile_is_an_error(value):
+    with pytest.raises(helpers.ProfileError, match="not a known profile.*'full'.*'smoke'"):
+        helpers.get_profile(value)
+
+
+def test_unknown_profile_fails_at_import_with_a_clear_message():
+    done = run_python("import helpers", MNIST_PROFILE="quick")
+    assert done.returncode != 0
+    assert "ProfileError: MNIST_PROFILE='quick' is not a known profile" in done.stderr
+
+
+def test_tests_run_in_the_smoke_profile():
+    assert helpers.PROFILE == "smoke" and helpers.SMOKE
+    assert helpers.pick(full=3000, smoke=300) == 300
+
+
+def test_smoke_outputs_are_outside_the_project(monkeypatch, tmp_path):
+    figures, results = helpers.output_dirs("full")
+    assert (figures, results) == (helpers.ROOT / "figures", helpers.ROOT / "results")
+    monkeypatch.delenv("MNIST_SMOKE_DIR", raising=False)
+    for path in helpers.output_dirs("smoke"):
+        assert not path.is_relative_to(helpers.ROOT)
+    monkeypatch.setenv("MNIST_SMOKE_DIR", str(tmp_path))
+    assert helpers.output_dirs("smoke") == (tmp_path / "figures", tmp_path / "results")
+
+
+def test_save_fig_in_smoke_profile_never_touches_figures(tmp_path):
+    committed = helpers.ROOT / "figures"
+    before = sorted(p.name for p in committed.glob("*")) if committed.exists() else []
+    code = ("import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+            "import helpers; plt.plot([0, 1]); print(helpers.save_fig('99_smoke_probe'))")
+    done = run_python(code, MNIST_PROFILE="smoke", MNIST_SMOKE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "figures" / "99_smoke_probe.png")
+    assert (tmp_path / "figures" / "99_smoke_probe.png").stat().st_size > 1000
+    after = sorted(p.name for p in committed.glob("*")) if committed.exists() else []
+    assert after == before and "99_smoke_probe.png" not in after
+
+
+def test_save_fig_writes_named_png(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "FIGURES", tmp_path / "figs")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = helpers.save_fig("01_test_figure.png", fig)
+    plt.close(fig)
+    assert path == tmp_path / "figs" / "01_test_figure.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["class_balance", "1_x", "01-class", "01_Class", "../01_x"])
+def test_save_fig_rejects_bad_names(name):
+    with pytest.raises(ValueError, match="NN_short_name"):
+        helpers.save_fig(name)
+
+
+def test_smoke_profile_refuses_to_write_committed_folders(monkeypatch):
+    monkeypatch.setattr(helpers, "FIGURES", helpers.COMMITTED_FIGURES)
+    monkeypatch.setattr(helpers, "RESULTS", helpers.COMMITTED_RESULTS)
+    with pytest.raises(RuntimeError, match="smoke profile must not write"):
+        helpers.save_fig("01_should_not_exist")
+    with pytest.raises(RuntimeError, match="smoke profile must not write"):
+        helpers.save_json("01_should_not_exist", {"a": 1})
+    assert not (helpers.COMMITTED_FIGURES / "01_should_not_exist.png").exists()
+
+
+def test_save_json_records_results_and_environment(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    path = helpers.save_json("01_probe", {"accuracy": np.float32(0.5), "counts": np.arange(3)})
+    payload = json.loads(path.read_text())
+    assert payload["results"] == {"accuracy": 0.5, "counts": [0, 1, 2]}
+    env = payload["environment"]
+    assert env["profile"] == "smoke" and env["packages"]["numpy"] == np.__version__
+    assert env["cpu_count"] >= 1 and env["python"].startswith("3.")
+    assert helpers.load_json("01_probe") == payload["results"]
+
+
+def test_image_grid_shows_every_image_once():
+    images = np.random.default_rng(0).integers(0, 256, (23, 28, 28), dtype=np.uint8)
+    fig = helpers.image_grid(images, ncols=10, titles=range(23))
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 30 and len(shown) == 23
+    np.testing.assert_array_equal(shown[22].images[0].get_array(), images[22])
+    plt.close(fig)

@@ -1,0 +1,79 @@
+"""Project-level promises: one pinned dependency list, and committed notebooks that are one
+clean, full-profile, top-to-bottom run."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import helpers
+
+NOTEBOOKS = sorted((helpers.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MAX_BYTES = 5 * 1024 * 1024
+
+
+def test_every_requirement_is_pinned_exactly():
+    lines = [line.split("#")[0].strip() for line in
+             (helpers.ROOT / "requirements.txt").read_text().splitlines()]
+    reqs = [line for line in lines if line]
+    assert reqs, "requirements.txt is empty"
+    for req in reqs:
+        assert re.match(r"^[A-Za-z0-9_.\-\[\]]+==[0-9][^ ;]*( *;.*)?$", req), req
+
+
+def test_conda_environment_uses_the_same_list():
+    text = (helpers.ROOT / "environment.yml").read_text()
+    assert "python=3.11" in text and "-r requirements.txt" in text
+
+
+def test_there_are_committed_notebooks():
+    assert [p.name for p in NOTEBOOKS][:1] == ["01_data_exploration.ipynb"]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def notebook(request):
+    path: Path = request.param
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    return path, nb
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_executed_top_to_bottom_without_gaps(notebook):
+    path, nb = notebook
+    counts = [c.execution_count for c in code_cells(nb)]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: {counts}"
+
+
+def test_no_error_outputs(notebook):
+    path, nb = notebook
+    for i, cell in enumerate(code_cells(nb)):
+        for out in cell.outputs:
+            assert out.output_type != "error", f"{path.name} code cell {i + 1}: {out.get('ename')}"
+            assert "Traceback (most recent call last)" not in out.get("text", "")
+
+
+def test_executed_in_the_full_profile(notebook):
+    path, nb = notebook
+    texts = ["".join(o.get("text", "")) for c in code_cells(nb) for o in c.outputs]
+    profile_lines = [t for t in texts if "Profile: " in t]
+    assert profile_lines, f"{path.name}: no 'Profile:' line (call helpers.setup_notebook())"
+    assert all("Profile: full" in t for t in profile_lines), f"{path.name}: {profile_lines}"
+
+
+def test_file_size_under_limit(notebook):
+    path, _ = notebook
+    assert path.stat().st_size < MAX_BYTES
+
+
+def test_saved_figures_are_committed_and_named_after_the_chapter(notebook):
+    path, nb = notebook
+    names = re.findall(r"save_fig\(\s*[\"'](\d\d_[a-z0-9_]+)", "\n".join(
+        c.source for c in code_cells(nb)))
+    for name in names:
+        assert name[:2] == path.name[:2], f"{name} saved by {path.name}"
+        assert (helpers.ROOT / "figures" / f"{name}.png").exists(), f"figures/{name}.png missing"
