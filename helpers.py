@@ -265,6 +265,13 @@ def load_mnist(cache_path: Path | str | None = None):
 
 SEED = 42
 
+# The student's write-up that this report starts from (test accuracy and loss on MNIST's test set).
+STUDENT = {
+    "dense_batch128": {"accuracy": 0.1263, "loss": 2.3577},
+    "dense_batch2048": {"accuracy": 0.9206, "loss": 0.2843},
+    "cnn": {"accuracy": 0.9936, "loss": 0.0219},
+}
+
 
 def set_seed(seed: int = SEED, keras: bool = True) -> None:
     """Seed Python and NumPy; with keras=True also Keras/TensorFlow, with deterministic ops."""
