@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -384,6 +385,107 @@ def memory():
 def cached(func: Callable) -> Callable:
     """Decorator: cache `func` on disk (joblib), keyed by its code and arguments."""
     return memory().cache(func)
+
+
+# =================================================================================================
+# Training with a cache: one call trains one configuration and returns its history, validation
+# and test metrics, test-set class probabilities, weights and timing. Results are cached on disk,
+# keyed by the model-building function's source code, its arguments and the training settings.
+# =================================================================================================
+
+VAL_SIZE = 5000  # held out from the 60,000 training images; the test set is never used to choose
+SPLIT_SEED = 0  # the validation split is the same for every run, whatever the training seed
+
+
+def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None = None,
+                val_size: int = VAL_SIZE) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False).
+
+    The validation images are a fixed random subset of the training set (SPLIT_SEED);
+    n_train keeps only the first n_train of the remaining training images (smoke profile).
+    """
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if n_train is not None:
+        train_idx = train_idx[:n_train]
+
+    def prep(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32)
+        x = x / 255.0 if scale else x
+        return x.reshape(len(x), -1) if flatten else x[..., None]
+
+    return {"train": (prep(x_train[train_idx]), y_train[train_idx]),
+            "val": (prep(x_train[val_idx]), y_train[val_idx]),
+            "test": (prep(x_test), y_test)}
+
+
+def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings: dict) -> dict:
+    import keras
+
+    set_seed(settings["seed"])
+    data = mnist_split(scale=settings["scale"], flatten=settings["flatten"],
+                       n_train=settings["n_train"])
+    model = build(**build_kwargs)
+    optimizer = keras.optimizers.get({"class_name": settings["optimizer"],
+                                      "config": {"learning_rate": settings["learning_rate"]}})
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    callbacks = []
+    if settings["patience"]:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=settings["patience"], restore_best_weights=True))
+    start = time.perf_counter()
+    history = model.fit(*data["train"], validation_data=data["val"], epochs=settings["epochs"],
+                        batch_size=settings["batch_size"], callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - start
+    val_loss, val_acc = model.evaluate(*data["val"], batch_size=1000, verbose=0)
+    test_loss, test_acc = model.evaluate(*data["test"], batch_size=1000, verbose=0)
+    proba = model.predict(data["test"][0], batch_size=1000, verbose=0)
+    return {
+        "build": build.__name__, "build_kwargs": build_kwargs, **settings,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "epochs_run": len(history.history["loss"]),
+        "val_loss": float(val_loss), "val_accuracy": float(val_acc),
+        "test_loss": float(test_loss), "test_accuracy": float(test_acc),
+        "test_proba": proba.astype(np.float32), "n_params": int(model.count_params()),
+        "weights": model.get_weights(), "train_seconds": train_seconds,
+        "environment": environment_record(),
+    }
+
+
+@cache
+def _train_cached():
+    return memory().cache(_train_impl, ignore=["build"])
+
+
+def train(build: Callable, *, seed: int, epochs: int, batch_size: int,
+          learning_rate: float = 1e-3, optimizer: str = "adam", scale: bool = True,
+          flatten: bool = True, patience: int | None = None, n_train: int | None = None,
+          verbose: bool = True, **build_kwargs) -> dict:
+    """Train `build(**build_kwargs)` (an uncompiled Keras model) once, with a disk cache.
+
+    Sparse categorical cross-entropy, validation on the fixed held-out split, optional early
+    stopping on validation accuracy (best weights restored). Returns a dict with the settings,
+    `history`, `val_*` and `test_*` metrics, `test_proba` (10,000 x 10), `n_params`, `weights`,
+    `train_seconds` (of the original run, also when cached) and `cached`.
+    """
+    import inspect
+
+    settings = {"seed": seed, "epochs": epochs, "batch_size": batch_size,
+                "learning_rate": learning_rate, "optimizer": optimizer, "scale": scale,
+                "flatten": flatten, "patience": patience, "n_train": n_train}
+    args = (build, inspect.getsource(build), build_kwargs, settings)
+    func = _train_cached()
+    was_cached = func.check_call_in_cache(*args)
+    result = dict(func(*args), cached=was_cached)
+    if verbose:
+        params = ", ".join(f"{k}={v}" for k, v in build_kwargs.items())
+        print(f"{build.__name__}({params}) seed={seed} batch={batch_size} lr={learning_rate:g}: "
+              f"test {fmt_pct(result['test_accuracy'])}, val {fmt_pct(result['val_accuracy'])}, "
+              f"{result['epochs_run']} epochs in {result['train_seconds']:.0f} s"
+              + (" (cached)" if was_cached else ""))
+    return result
 
 
 # =================================================================================================

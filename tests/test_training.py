@@ -1,0 +1,90 @@
+"""The cached training helper, on a tiny model and a few hundred images."""
+
+import numpy as np
+import pytest
+
+import helpers
+
+
+def build_tiny(units=10):
+    import keras
+
+    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(units, activation="softmax")])
+
+
+def build_tiny_other(units=10):
+    import keras
+
+    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(16, activation="relu"),
+                             keras.layers.Dense(units, activation="softmax")])
+
+
+SETTINGS = {"seed": 1, "epochs": 2, "batch_size": 64, "n_train": 600, "verbose": False}
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "CACHE", tmp_path)
+    helpers.memory.cache_clear()
+    helpers._train_cached.cache_clear()
+    yield tmp_path
+    helpers.memory.cache_clear()
+    helpers._train_cached.cache_clear()
+
+
+def test_split_is_fixed_disjoint_and_scaled():
+    a = helpers.mnist_split(flatten=True, n_train=1000)
+    b = helpers.mnist_split(flatten=True)
+    assert a["train"][0].shape == (1000, 784) and b["train"][0].shape == (55000, 784)
+    assert a["val"][0].shape == (helpers.VAL_SIZE, 784) and a["test"][0].shape == (10000, 784)
+    np.testing.assert_array_equal(a["val"][1], b["val"][1])
+    np.testing.assert_array_equal(a["train"][0], b["train"][0][:1000])
+    assert 0.0 <= a["train"][0].min() and a["train"][0].max() == 1.0
+    assert helpers.mnist_split(scale=False, n_train=10)["train"][0].shape == (10, 28, 28, 1)
+    # No validation image is also a training image (compare raw bytes of each row).
+    train_rows = {row.tobytes() for row in b["train"][0][:20000]}
+    assert not any(row.tobytes() in train_rows for row in b["val"][0][:500])
+
+
+def test_train_returns_metrics_predictions_and_timing(fresh_cache):
+    r = helpers.train(build_tiny, **SETTINGS)
+    assert r["cached"] is False and r["epochs_run"] == 2 and len(r["history"]["loss"]) == 2
+    assert r["test_proba"].shape == (10000, 10)
+    np.testing.assert_allclose(r["test_proba"].sum(axis=1), 1.0, atol=1e-4)
+    _, y_test = helpers.load_mnist()[1]
+    assert r["test_accuracy"] == pytest.approx((r["test_proba"].argmax(1) == y_test).mean(),
+                                               abs=1e-4)
+    assert r["test_accuracy"] > 0.5  # 600 images, 2 epochs: far above chance, far from good
+    assert r["n_params"] == 7850 and r["train_seconds"] > 0
+    assert r["environment"]["profile"] == "smoke"
+
+
+def test_second_call_is_served_from_the_cache(fresh_cache):
+    first = helpers.train(build_tiny, **SETTINGS)
+    second = helpers.train(build_tiny, **SETTINGS)
+    assert second["cached"] is True
+    assert second["test_accuracy"] == first["test_accuracy"]
+    assert second["train_seconds"] == first["train_seconds"]
+
+
+def test_cache_key_covers_model_code_arguments_and_settings(fresh_cache):
+    helpers.train(build_tiny, **SETTINGS)
+    assert helpers.train(build_tiny_other, **SETTINGS)["cached"] is False
+    assert helpers.train(build_tiny, **{**SETTINGS, "seed": 2})["cached"] is False
+    assert helpers.train(build_tiny, **{**SETTINGS, "batch_size": 32})["cached"] is False
+
+
+def test_same_seed_gives_the_same_model_without_the_cache(fresh_cache):
+    a = helpers.train(build_tiny, **SETTINGS)
+    helpers.memory().clear(warn=False)
+    b = helpers.train(build_tiny, **SETTINGS)
+    assert b["cached"] is False
+    for wa, wb in zip(a["weights"], b["weights"], strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_early_stopping_restores_and_stops(fresh_cache):
+    r = helpers.train(build_tiny, **{**SETTINGS, "epochs": 30, "patience": 1,
+                                     "learning_rate": 1.0, "optimizer": "sgd"})
+    assert r["epochs_run"] < 30
+    assert r["val_accuracy"] == pytest.approx(max(r["history"]["val_accuracy"]), abs=1e-6)
