@@ -427,8 +427,14 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
     data = mnist_split(scale=settings["scale"], flatten=settings["flatten"],
                        n_train=settings["n_train"])
     model = build(**build_kwargs)
+    learning_rate = settings["learning_rate"]
+    if settings["schedule"] == "cosine":  # decays to 0 over the full epoch budget
+        steps = settings["epochs"] * -(-len(data["train"][1]) // settings["batch_size"])
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    elif settings["schedule"] is not None:
+        raise ValueError(f"unknown schedule {settings['schedule']!r}; use None or 'cosine'")
     optimizer = keras.optimizers.get({"class_name": settings["optimizer"],
-                                      "config": {"learning_rate": settings["learning_rate"]}})
+                                      "config": {"learning_rate": learning_rate}})
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     callbacks = []
@@ -448,6 +454,7 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
         "epochs_run": len(history.history["loss"]),
         "val_loss": float(val_loss), "val_accuracy": float(val_acc),
         "test_loss": float(test_loss), "test_accuracy": float(test_acc),
+        "final_learning_rate": float(optimizer.learning_rate),
         "test_proba": proba.astype(np.float32), "n_params": int(model.count_params()),
         "weights": model.get_weights(), "train_seconds": train_seconds,
         "environment": environment_record(),
@@ -460,20 +467,23 @@ def _train_cached():
 
 
 def train(build: Callable, *, seed: int, epochs: int, batch_size: int,
-          learning_rate: float = 1e-3, optimizer: str = "adam", scale: bool = True,
+          learning_rate: float = 1e-3, optimizer: str = "adam", schedule: str | None = None,
+          scale: bool = True,
           flatten: bool = True, patience: int | None = None, n_train: int | None = None,
           verbose: bool = True, **build_kwargs) -> dict:
     """Train `build(**build_kwargs)` (an uncompiled Keras model) once, with a disk cache.
 
     Sparse categorical cross-entropy, validation on the fixed held-out split, optional early
-    stopping on validation accuracy (best weights restored). Returns a dict with the settings,
+    stopping on validation accuracy (best weights restored), optional cosine learning-rate decay
+    over the epoch budget (schedule="cosine"). Returns a dict with the settings,
     `history`, `val_*` and `test_*` metrics, `test_proba` (10,000 x 10), `n_params`, `weights`,
     `train_seconds` (of the original run, also when cached) and `cached`.
     """
     import inspect
 
     settings = {"seed": seed, "epochs": epochs, "batch_size": batch_size,
-                "learning_rate": learning_rate, "optimizer": optimizer, "scale": scale,
+                "learning_rate": learning_rate, "optimizer": optimizer, "schedule": schedule,
+                "scale": scale,
                 "flatten": flatten, "patience": patience, "n_train": n_train}
     args = (build, inspect.getsource(build), build_kwargs, settings)
     func = _train_cached()

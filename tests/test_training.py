@@ -88,3 +88,12 @@ def test_early_stopping_restores_and_stops(fresh_cache):
                                      "learning_rate": 1.0, "optimizer": "sgd"})
     assert r["epochs_run"] < 30
     assert r["val_accuracy"] == pytest.approx(max(r["history"]["val_accuracy"]), abs=1e-6)
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero(fresh_cache):
+    constant = helpers.train(build_tiny, learning_rate=0.01, **SETTINGS)
+    cosine = helpers.train(build_tiny, learning_rate=0.01, schedule="cosine", **SETTINGS)
+    assert constant["final_learning_rate"] == pytest.approx(0.01)
+    assert cosine["final_learning_rate"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        helpers.train(build_tiny, schedule="step", **SETTINGS)
