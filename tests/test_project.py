@@ -77,3 +77,10 @@ def test_saved_figures_are_committed_and_named_after_the_chapter(notebook):
     for name in names:
         assert name[:2] == path.name[:2], f"{name} saved by {path.name}"
         assert (helpers.ROOT / "figures" / f"{name}.png").exists(), f"figures/{name}.png missing"
+
+
+def test_readme_quotes_the_students_numbers_as_helpers_records_them():
+    readme = (helpers.ROOT / "README.md").read_text()
+    for run in helpers.STUDENT.values():
+        assert f"{100 * run['accuracy']:.2f} %" in readme
+    assert f"test loss {helpers.STUDENT['cnn']['loss']}" in readme
