@@ -2,8 +2,8 @@
 
 Everything more than one notebook needs lives here, in headed sections:
 
-    Paths · Profile · Data · Reproducibility · Results · Caching · Plotting · Statistics ·
-    Notebook helpers
+    Paths · Profile · Data · Reproducibility · Results · Caching · Training · Models ·
+    Plotting · Statistics · Notebook helpers
 
 Heavy libraries (TensorFlow, matplotlib, seaborn, scipy) are imported inside the functions that
 use them, so `import helpers` stays fast and `load_mnist()` from a warm cache takes about a second.
@@ -35,6 +35,11 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger("mnist_report")
+
+# TensorFlow's C++ logging writes start-up notes and a harmless tf.data attribute warning into every
+# notebook cell that trains. Keep only fatal messages unless the user sets the variable already
+# (TF_CPP_MIN_LOG_LEVEL=0 shows everything). Python-level errors are unaffected.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # =================================================================================================
 # Paths: anchored at the project root, never at the current directory (nbval runs kernels inside
@@ -339,7 +344,9 @@ def environment_record() -> dict[str, Any]:
 
 
 # =================================================================================================
-# Results: small JSON files under results/ (or the smoke folder), each with its environment.
+# Results: files under results/ (or the smoke folder) that later chapters read: NN_name.json
+# (summary + environment), NN_runs.csv (one row per run), NN_predictions.npz (test-set class
+# probabilities per run). The README's "Results files" section documents the format.
 # =================================================================================================
 
 
@@ -363,9 +370,82 @@ def save_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+class MissingResultsError(FileNotFoundError):
+    """A results file that another notebook writes has not been produced in this profile."""
+
+
+def _existing_result(filename: str) -> Path:
+    path = RESULTS / filename
+    if not path.exists():
+        chapter = filename[:2]
+        raise MissingResultsError(
+            f"{_rel(path)} does not exist in the {PROFILE} profile. It is written by "
+            f"notebooks/{chapter}_*.ipynb: run that notebook first (`make run NB={chapter}`"
+            + (", or with MNIST_PROFILE=smoke" if SMOKE else "") + ")."
+        )
+    return path
+
+
 def load_json(name: str) -> dict[str, Any]:
     """The `results` part of `RESULTS/<name>.json`."""
-    return json.loads((RESULTS / f"{name}.json").read_text())["results"]
+    return json.loads(_existing_result(f"{name}.json").read_text())["results"]
+
+
+def save_table(name: str, table) -> Path:
+    """Write a pandas DataFrame as `RESULTS/<name>.csv` (one row per run, no index)."""
+    path = _check_writable(RESULTS / f"{name}.csv")
+    table.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def load_table(name: str):
+    """`RESULTS/<name>.csv` as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(_existing_result(f"{name}.csv"))
+
+
+def save_predictions(name: str, probabilities: dict[str, np.ndarray]) -> Path:
+    """Write test-set class probabilities as `RESULTS/<name>.npz`.
+
+    One array per run, keyed "<model>/seed<N>" (or "<model>" for an ensemble), each
+    10,000 x 10 in the order of MNIST's test set; `load_predictions` reads them back as float32.
+    Stored as float16 to keep the files small, unless rounding would change a predicted label
+    (a near tie), in which case that array is stored as float32.
+    """
+    path = _check_writable(RESULTS / f"{name}.npz")
+    arrays = {}
+    for key, p in probabilities.items():
+        p = np.asarray(p, dtype=np.float32)
+        if p.ndim != 2 or p.shape[1] != 10:
+            raise ValueError(f"{key}: expected (n_test, 10) probabilities, got {p.shape}")
+        half = p.astype(np.float16)
+        arrays[key] = half if np.array_equal(half.argmax(1), p.argmax(1)) else p
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_predictions(name: str) -> dict[str, np.ndarray]:
+    """{key: 10,000 x 10 float32 probabilities} from `RESULTS/<name>.npz`."""
+    with np.load(_existing_result(f"{name}.npz"), allow_pickle=False) as npz:
+        return {key: npz[key].astype(np.float32) for key in npz.files}
+
+
+def run_row(result: dict, model: str) -> dict[str, Any]:
+    """One row of a chapter's runs table from a `train()` result: settings, size, metrics, time."""
+    kwargs = result["build_kwargs"]
+    return {
+        "model": model, "seed": result["seed"], "build": result["build"],
+        **{k: (("x".join(map(str, v)) or "none") if isinstance(v, list | tuple) else v)
+           for k, v in kwargs.items()},
+        "scale": result["scale"], "optimizer": result["optimizer"],
+        "learning_rate": result["learning_rate"], "schedule": result["schedule"],
+        "batch_size": result["batch_size"], "epochs": result["epochs"],
+        "epochs_run": result["epochs_run"], "n_params": result["n_params"],
+        "val_accuracy": result["val_accuracy"], "val_loss": result["val_loss"],
+        "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
+        "train_seconds": result["train_seconds"],
+    }
 
 
 # =================================================================================================
@@ -499,6 +579,26 @@ def train(build: Callable, *, seed: int, epochs: int, batch_size: int,
 
 
 # =================================================================================================
+# Models: builders shared by the chapters. Each returns an uncompiled Keras model; `train()` keys
+# its cache on the builder's source, so editing a builder retrains what depends on it.
+# =================================================================================================
+
+
+def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs: int = 784):
+    """A multilayer perceptron on flattened images: ReLU hidden layers of the given widths, each
+    followed by dropout when dropout > 0, and a 10-way softmax. hidden=() is softmax regression."""
+    import keras
+
+    layers = [keras.Input((n_inputs,))]
+    for width in hidden:
+        layers.append(keras.layers.Dense(width, activation="relu"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(10, activation="softmax"))
+    return keras.Sequential(layers, name="dense_" + "x".join(map(str, hidden or [0])))
+
+
+# =================================================================================================
 # Plotting: one style for every figure, figures saved as figures/NN_name.png at a fixed size.
 # =================================================================================================
 
@@ -552,10 +652,74 @@ def image_grid(images: np.ndarray, ncols: int = 10, titles: Sequence | None = No
     if row_labels is not None:
         for r, label in enumerate(row_labels):
             axes[r, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=10)
-    if suptitle:
-        fig.suptitle(suptitle)
+    if suptitle:  # anchored above the top row, so it never covers the images' titles
+        fig.suptitle(suptitle, y=1.0, va="bottom")
     fig.subplots_adjust(wspace=0.05, hspace=0.3 if titles is not None else 0.05)
     return fig
+
+
+def plot_learning_curves(histories: dict[str, dict], metrics: Sequence[str] = ("loss", "accuracy"),
+                         axes=None, palette: Sequence | None = None):
+    """Train (dashed) and validation (solid) curves per epoch, one colour per labelled history.
+
+    `histories` maps a label to a Keras history dict (as `train()` returns it); a label that
+    holds a list of histories (seeds) is drawn as its mean with a band from min to max.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+        axes = axes[0]
+    colours = palette or sns.color_palette("colorblind", len(histories))
+    for colour, (label, hist) in zip(colours, histories.items(), strict=True):
+        runs = hist if isinstance(hist, list) else [hist]
+        for ax, metric in zip(axes, metrics, strict=True):
+            for prefix, style in (("", "--"), ("val_", "-")):
+                curves = np.array([h[prefix + metric] for h in runs])
+                epochs = np.arange(1, curves.shape[1] + 1)
+                ax.plot(epochs, curves.mean(0), style, color=colour,
+                        label=f"{label} ({'validation' if prefix else 'train'})")
+                if len(runs) > 1:
+                    ax.fill_between(epochs, curves.min(0), curves.max(0), color=colour, alpha=0.2)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+    return axes
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, ax=None, title: str | None = None):
+    """Row-normalised confusion matrix in percent (diagonal masked so the errors stand out)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    cm = confusion_matrix(y_true, y_pred)
+    pct = 100 * cm / cm.sum(axis=1, keepdims=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 5.5))
+    sns.heatmap(pct, mask=np.eye(10, dtype=bool), annot=True, fmt=".1f", cmap="rocket_r",
+                cbar_kws={"label": "% of the true class"}, ax=ax, annot_kws={"fontsize": 7})
+    for i in range(10):
+        ax.text(i + 0.5, i + 0.5, f"{pct[i, i]:.1f}", ha="center", va="center", fontsize=7,
+                color="0.4")
+    ax.grid(False)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def misclassified_gallery(images: np.ndarray, y_true: np.ndarray, proba: np.ndarray,
+                          n: int = 30, ncols: int = 10, suptitle: str | None = None):
+    """The n misclassified test images the model was most confident about, titled
+    'true→pred confidence'; returns the figure (or None when nothing is misclassified)."""
+    pred = proba.argmax(1)
+    wrong = np.flatnonzero(pred != y_true)
+    if not len(wrong):
+        return None
+    wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n]
+    titles = [f"{y_true[i]}→{pred[i]} {100 * proba[i, pred[i]]:.0f}%" for i in wrong]
+    return image_grid(images[wrong], ncols=ncols, titles=titles, suptitle=suptitle)
 
 
 # =================================================================================================
@@ -575,6 +739,25 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     return mean, mean - half, mean + half
 
 
+def seed_summary(runs, by: str | Sequence[str] = "model", metric: str = "test_accuracy",
+                 confidence: float = 0.95):
+    """One row per group of a runs table (as `run_row` builds it): the number of seeds, the mean
+    of `metric` with its Student-t interval over seeds, and the means of the validation accuracy,
+    test loss and training time. Groups keep their order of first appearance."""
+    import pandas as pd
+
+    rows = []
+    for key, group in runs.groupby(by, sort=False):
+        mean, low, high = mean_ci(group[metric], confidence)
+        keys = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip([by] if isinstance(by, str) else by, keys, strict=True)),
+                     "seeds": len(group), metric: mean, f"{metric}_ci_low": low,
+                     f"{metric}_ci_high": high, "val_accuracy": group["val_accuracy"].mean(),
+                     "test_loss": group["test_loss"].mean(), "n_params": group["n_params"].iloc[0],
+                     "train_seconds": group["train_seconds"].mean()})
+    return pd.DataFrame(rows).set_index(by)
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a proportion, e.g. an accuracy on 10,000 test images."""
     from scipy import stats
@@ -591,6 +774,26 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred),
+                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def most_confused(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5):
+    """The k most frequent (true, predicted) error pairs as a DataFrame, with each pair's share
+    of all errors and the count of the reverse confusion."""
+    import pandas as pd
+
+    cm = confusion_matrix(y_true, y_pred)
+    errors = cm.sum() - np.trace(cm)
+    rows = [{"true": t, "predicted": p, "count": int(cm[t, p]), "reverse": int(cm[p, t]),
+             "share_of_errors": cm[t, p] / errors if errors else 0.0}
+            for t in range(10) for p in range(10) if t != p]
+    return (pd.DataFrame(rows).sort_values(["count", "true"], ascending=[False, True])
+            .head(k).reset_index(drop=True))
 
 
 def fmt_pct(p: float, digits: int = 2) -> str:

@@ -116,3 +116,36 @@ def test_image_grid_shows_every_image_once():
     assert len(fig.axes) == 30 and len(shown) == 23
     np.testing.assert_array_equal(shown[22].images[0].get_array(), images[22])
     plt.close(fig)
+
+
+def test_tables_and_predictions_round_trip(monkeypatch, tmp_path):
+    import pandas as pd
+
+    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    table = pd.DataFrame({"model": ["mlp", "mlp"], "seed": [0, 1], "test_accuracy": [0.98, 0.99]})
+    helpers.save_table("02_runs", table)
+    pd.testing.assert_frame_equal(helpers.load_table("02_runs"), table)
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(10) * 0.1, size=10000).astype(np.float32)
+    helpers.save_predictions("02_predictions", {"mlp/seed0": proba})
+    back = helpers.load_predictions("02_predictions")
+    assert list(back) == ["mlp/seed0"] and back["mlp/seed0"].dtype == np.float32
+    np.testing.assert_allclose(back["mlp/seed0"], proba, atol=1e-3)
+    with pytest.raises(ValueError, match=r"\(n_test, 10\)"):
+        helpers.save_predictions("bad", {"x": proba[:, :5]})
+
+
+def test_missing_results_name_the_notebook_to_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    for load, name in ((helpers.load_json, "02_dense_network"), (helpers.load_table, "02_runs"),
+                       (helpers.load_predictions, "02_predictions")):
+        with pytest.raises(helpers.MissingResultsError, match=r"notebooks/02_\*\.ipynb.*NB=02"):
+            load(name)
+
+
+def test_predictions_keep_every_predicted_label(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    near_tie = np.full((10000, 10), 0.0, np.float32)
+    near_tie[:, 3], near_tie[:, 5] = 0.50003, 0.49997  # equal once rounded to float16
+    helpers.save_predictions("02_predictions", {"tie": near_tie})
+    assert (helpers.load_predictions("02_predictions")["tie"].argmax(1) == 3).all()

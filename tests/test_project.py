@@ -84,3 +84,26 @@ def test_readme_quotes_the_students_numbers_as_helpers_records_them():
     for run in helpers.STUDENT.values():
         assert f"{100 * run['accuracy']:.2f} %" in readme
     assert f"test loss {helpers.STUDENT['cnn']['loss']}" in readme
+
+
+def committed_results(name):
+    import json
+
+    return json.loads((helpers.COMMITTED_RESULTS / f"{name}.json").read_text())["results"]
+
+
+def pct_interval(low, high):
+    return f"{100 * low:.2f}–{100 * high:.2f} %"
+
+
+def test_readme_quotes_chapter_02_as_its_results_record_them():
+    readme = " ".join((helpers.ROOT / "README.md").read_text().split())
+    r = committed_results("02_dense_network")
+    for model in ("softmax_regression", "mlp"):
+        assert helpers.fmt_pct(r[model]["test_accuracy_mean"]) in readme, model
+        assert pct_interval(*r[model]["ci95"]) in readme, model
+        assert f"{r[model]['seeds']} seeds" in readme
+    for bs in (128, 2048):
+        assert helpers.fmt_pct(r["student_setting"][f"batch{bs}"]["test_accuracy"]) in readme
+    assert f"about {r['mlp']['train_seconds_mean']:.0f} s of training per run" in readme
+    assert r["mlp"]["test_accuracy_mean"] >= 0.983  # the chapter's target

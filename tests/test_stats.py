@@ -38,3 +38,29 @@ def test_mcnemar_counts_discordant_pairs():
 
 def test_fmt_pct():
     assert helpers.fmt_pct(0.98712) == "98.71 %"
+
+
+def test_confusion_matrix_and_most_confused_pairs():
+    y_true = np.array([4, 4, 4, 9, 9, 7, 7, 1])
+    y_pred = np.array([9, 9, 4, 4, 9, 2, 7, 1])
+    cm = helpers.confusion_matrix(y_true, y_pred)
+    assert cm.sum() == 8 and np.trace(cm) == 4 and cm[4, 9] == 2 and cm[9, 4] == 1
+    top = helpers.most_confused(y_true, y_pred, k=2)
+    assert top.iloc[0][["true", "predicted", "count", "reverse"]].tolist() == [4, 9, 2, 1]
+    assert top.iloc[0]["share_of_errors"] == pytest.approx(0.5)
+    assert top.iloc[1][["true", "predicted", "count"]].tolist() == [7, 2, 1]
+
+
+def test_seed_summary_groups_runs_with_intervals():
+    import pandas as pd
+
+    runs = pd.DataFrame({"model": ["a", "a", "a", "b"], "test_accuracy": [0.97, 0.98, 0.99, 0.9],
+                         "val_accuracy": 0.5, "test_loss": 0.1, "n_params": [5, 5, 5, 7],
+                         "train_seconds": [1.0, 2.0, 3.0, 4.0]})
+    table = helpers.seed_summary(runs)
+    assert list(table.index) == ["a", "b"] and table.loc["a", "seeds"] == 3
+    mean, low, high = helpers.mean_ci([0.97, 0.98, 0.99])
+    assert table.loc["a", "test_accuracy"] == pytest.approx(mean)
+    assert table.loc["a", "test_accuracy_ci_low"] == pytest.approx(low)
+    assert table.loc["a", "train_seconds"] == 2.0 and table.loc["b", "n_params"] == 7
+    assert math.isnan(table.loc["b", "test_accuracy_ci_high"])

@@ -97,3 +97,30 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(fresh_cache):
     assert cosine["final_learning_rate"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="unknown schedule"):
         helpers.train(build_tiny, schedule="step", **SETTINGS)
+
+
+@pytest.mark.parametrize("hidden, dropout, params", [
+    ((), 0.0, 7850),                                   # softmax regression: 784*10 + 10
+    ((32,), 0.0, 784 * 32 + 32 + 32 * 10 + 10),
+    ((512, 512), 0.3, 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10),
+])
+def test_dense_net_has_the_layers_it_names(hidden, dropout, params):
+    import keras
+
+    model = helpers.dense_net(hidden=hidden, dropout=dropout)
+    assert model.count_params() == params
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [*hidden, 10]
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == (
+        len(hidden) if dropout else 0)
+    out = model(np.zeros((3, 784), np.float32)).numpy()
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+
+
+def test_run_row_flattens_a_training_result(fresh_cache):
+    r = helpers.train(helpers.dense_net, hidden=(16,), **SETTINGS)
+    row = helpers.run_row(r, "tiny mlp")
+    assert row["model"] == "tiny mlp" and row["hidden"] == "16" and row["seed"] == 1
+    assert row["test_accuracy"] == r["test_accuracy"] and row["n_params"] == 784 * 16 + 16 + 170
+    assert helpers.run_row(helpers.train(helpers.dense_net, hidden=(), **SETTINGS),
+                           "softmax")["hidden"] == "none"
