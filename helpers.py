@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -541,6 +542,43 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
     }
 
 
+class StaleSourceError(RuntimeError):
+    """A model builder's file was edited after this process imported it."""
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def builder_source(build: Callable) -> str:
+    """The builder's source code (part of the cache key), checked against the running function.
+
+    `inspect.getsource` reads the file as it is now, at the line numbers the function had when
+    it was imported; after an edit to that file in a running kernel it returns the wrong lines,
+    which would file results under a wrong key. That case raises StaleSourceError instead.
+    """
+    import inspect
+    import textwrap
+
+    source = inspect.getsource(build)
+    try:
+        compiled = compile(textwrap.dedent(source), "<builder>", "exec")
+    except SyntaxError:  # e.g. a lambda in the middle of an expression: nothing to compare
+        return source
+    target = build.__code__
+    if not any(c.co_name == target.co_name and c.co_code == target.co_code
+               for c in _code_objects(compiled)):
+        raise StaleSourceError(
+            f"The source of {build.__name__} in {inspect.getsourcefile(build)} no longer matches "
+            "the function this process is running: the file was edited after it was imported. "
+            "Restart the kernel (or the Python process) so results are cached under the right key."
+        )
+    return source
+
+
 @cache
 def _train_cached():
     return memory().cache(_train_impl, ignore=["build"])
@@ -559,13 +597,11 @@ def train(build: Callable, *, seed: int, epochs: int, batch_size: int,
     `history`, `val_*` and `test_*` metrics, `test_proba` (10,000 x 10), `n_params`, `weights`,
     `train_seconds` (of the original run, also when cached) and `cached`.
     """
-    import inspect
-
     settings = {"seed": seed, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "optimizer": optimizer, "schedule": schedule,
                 "scale": scale,
                 "flatten": flatten, "patience": patience, "n_train": n_train}
-    args = (build, inspect.getsource(build), build_kwargs, settings)
+    args = (build, builder_source(build), build_kwargs, settings)
     func = _train_cached()
     was_cached = func.check_call_in_cache(*args)
     result = dict(func(*args), cached=was_cached)

@@ -124,3 +124,22 @@ def test_run_row_flattens_a_training_result(fresh_cache):
     assert row["test_accuracy"] == r["test_accuracy"] and row["n_params"] == 784 * 16 + 16 + 170
     assert helpers.run_row(helpers.train(helpers.dense_net, hidden=(), **SETTINGS),
                            "softmax")["hidden"] == "none"
+
+
+def test_builder_source_refuses_a_file_edited_after_import(tmp_path, monkeypatch):
+    import importlib
+
+    module = tmp_path / "edited_builders.py"
+    module.write_text("def build_a(units=10):\n    return units\n\n\n"
+                      "def build_b():\n    return 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("edited_builders")
+    assert helpers.builder_source(mod.build_b).startswith("def build_b")
+    # An edit above build_b shifts it: the running function's line numbers now point elsewhere.
+    module.write_text("# new line\n# another\n" + module.read_text())
+    import linecache
+
+    linecache.checkcache(str(module))
+    with pytest.raises(helpers.StaleSourceError, match="Restart the kernel"):
+        helpers.builder_source(mod.build_b)
+    assert helpers.builder_source(helpers.dense_net).startswith("def dense_net")
