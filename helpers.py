@@ -813,9 +813,10 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
-    """Counts: rows are true classes, columns predicted classes."""
-    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred),
-                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    """Counts: rows are true classes, columns predicted classes (always n_classes x n_classes)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
 
 
 def most_confused(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5):
