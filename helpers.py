@@ -41,6 +41,9 @@ log = logging.getLogger("mnist_report")
 # notebook cell that trains. Keep only fatal messages unless the user sets the variable already
 # (TF_CPP_MIN_LOG_LEVEL=0 shows everything). Python-level errors are unaffected.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Its Python logger warns about tf.function retracing when many small models are built in a row
+# (a sweep does exactly that); the warning is about speed, not correctness.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 # =================================================================================================
 # Paths: anchored at the project root, never at the current directory (nbval runs kernels inside
@@ -501,6 +504,12 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
             "test": (prep(x_test), y_test)}
 
 
+STEPS_PER_EXECUTION = 32  # step-budget runs execute up to this many steps per call (speed only)
+TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
+TRACE_PROBE = 1_000  # training images the per-step diagnostics are computed on
+CURVE_FACTOR = 2 ** 0.5  # step-budget runs record validation metrics at steps growing this fast
+
+
 def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings: dict) -> dict:
     import keras
 
@@ -508,38 +517,200 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
     data = mnist_split(scale=settings["scale"], flatten=settings["flatten"],
                        n_train=settings["n_train"])
     model = build(**build_kwargs)
+    n_train, batch_size, steps = len(data["train"][1]), settings["batch_size"], settings["steps"]
+    chunk = _steps_per_call(n_train, batch_size, steps, settings["snapshots"])
     learning_rate = settings["learning_rate"]
-    if settings["schedule"] == "cosine":  # decays to 0 over the full epoch budget
-        steps = settings["epochs"] * -(-len(data["train"][1]) // settings["batch_size"])
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    if settings["schedule"] == "cosine":  # decays to 0 over the full budget
+        decay = steps or settings["epochs"] * -(-n_train // batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay)
     elif settings["schedule"] is not None:
         raise ValueError(f"unknown schedule {settings['schedule']!r}; use None or 'cosine'")
-    optimizer = keras.optimizers.get({"class_name": settings["optimizer"],
-                                      "config": {"learning_rate": learning_rate}})
+    optimizer = keras.optimizers.get({"class_name": settings["optimizer"], "config": {
+        "learning_rate": learning_rate, **(settings["optimizer_config"] or {})}})
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    callbacks = []
+                  metrics=["accuracy"], steps_per_execution=1 if settings["trace_steps"] else chunk)
+    recorder = _Recorder(data, chunk if steps else None, settings["snapshots"],
+                         settings["trace_steps"])
+    callbacks = [recorder]
     if settings["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=settings["patience"], restore_best_weights=True))
     start = time.perf_counter()
-    history = model.fit(*data["train"], validation_data=data["val"], epochs=settings["epochs"],
-                        batch_size=settings["batch_size"], callbacks=callbacks, verbose=0)
-    train_seconds = time.perf_counter() - start
-    val_loss, val_acc = model.evaluate(*data["val"], batch_size=1000, verbose=0)
-    test_loss, test_acc = model.evaluate(*data["test"], batch_size=1000, verbose=0)
+    if steps:  # a step budget: "epochs" of `chunk` steps that continue one shuffled stream
+        history = model.fit(*data["train"], epochs=steps // chunk, steps_per_epoch=chunk,
+                            batch_size=batch_size, callbacks=callbacks, verbose=0)
+    else:
+        history = model.fit(*data["train"], validation_data=data["val"],
+                            epochs=settings["epochs"], batch_size=batch_size,
+                            callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - start - recorder.eval_seconds
+    final = _snapshot(model, data)
     proba = model.predict(data["test"][0], batch_size=1000, verbose=0)
+    steps_run = int(optimizer.iterations.numpy())
     return {
         "build": build.__name__, "build_kwargs": build_kwargs, **settings,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "epochs_run": len(history.history["loss"]),
-        "val_loss": float(val_loss), "val_accuracy": float(val_acc),
-        "test_loss": float(test_loss), "test_accuracy": float(test_acc),
+        "epochs_run": steps_run / -(-n_train // batch_size) if steps else len(history.epoch),
+        "steps_run": steps_run, "steps_per_call": chunk,
+        **{k: final[k] for k in ("val_loss", "val_accuracy", "test_loss", "test_accuracy")},
+        "diverged_at": recorder.diverged_at, "curve": recorder.curve,
+        "snapshots": recorder.snapshots, "trace": recorder.trace,
         "final_learning_rate": float(optimizer.learning_rate),
         "test_proba": proba.astype(np.float32), "n_params": int(model.count_params()),
         "weights": model.get_weights(), "train_seconds": train_seconds,
         "environment": environment_record(),
     }
+
+
+def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
+                    snapshots: Sequence[int]) -> int:
+    """Steps per execution of a step-budget run: a power of two that divides the passes over the
+    data, the budget and every snapshot step, so each lands exactly at the end of a call."""
+    import math
+
+    if not steps:
+        if snapshots:
+            raise ValueError("snapshots need a step budget (steps=...)")
+        return 1
+    if n_train % batch_size:
+        raise ValueError(f"a step budget needs whole batches: {n_train} training images are not "
+                         f"a multiple of batch size {batch_size} (choose n_train)")
+    bad = [s for s in snapshots if not 0 < s <= steps]
+    if bad:
+        raise ValueError(f"snapshot steps {bad} are outside the budget of {steps} steps")
+    return math.gcd(STEPS_PER_EXECUTION, n_train // batch_size, steps, *snapshots)
+
+
+def _scores(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(loss, accuracy) of a softmax classifier, from its probabilities (clipped like Keras)."""
+    proba = np.concatenate([model.predict_on_batch(x[i:i + 2500]) for i in range(0, len(x), 2500)])
+    proba = proba.astype(np.float64)
+    p_true = np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0)
+    return float(-np.log(p_true).mean()), float((proba.argmax(1) == y).mean())
+
+
+def _snapshot(model, data: dict) -> dict[str, float]:
+    """Loss and accuracy on the first TRAIN_PROBE training images, the validation and test sets."""
+    out = {}
+    for part in ("train", "val", "test"):
+        x, y = data[part]
+        n = TRAIN_PROBE if part == "train" else len(y)
+        out[f"{part}_loss"], out[f"{part}_accuracy"] = _scores(model, x[:n], y[:n])
+    return out
+
+
+def _diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """What a collapse looks like from inside, on a probe batch: loss, the gradient's global norm,
+    the first layer's weight and pre-activation scale (root mean square), the fraction of its
+    ReLU units that are zero for every probe image, and the mean top softmax probability."""
+    import keras
+    import tensorflow as tf
+
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    with tf.GradientTape() as tape:
+        proba = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, proba))
+    grads = tape.gradient(loss, model.trainable_variables)
+    kernel, bias = (w.numpy() for w in first.weights)
+    z = x @ kernel + bias
+    return {"loss": float(loss), "grad_norm": float(tf.linalg.global_norm(grads)),
+            "weight_rms": float(np.sqrt(np.mean(kernel.astype(np.float64) ** 2))),
+            "preact_rms": float(np.sqrt(np.mean(z.astype(np.float64) ** 2))),
+            "dead_fraction": float(np.mean(np.all(z <= 0, axis=0))),
+            "top_probability": float(tf.reduce_mean(tf.reduce_max(proba, axis=1)))}
+
+
+def gradient_noise_scale(model, x: np.ndarray, y: np.ndarray, small: int = 16,
+                         n_small: int = 256, seed: int = SEED) -> dict[str, float]:
+    """The "simple" gradient noise scale B = tr(Sigma) / |G|^2 of McCandlish et al. (2018), which
+    predicts the critical batch size: Sigma is the per-example gradient covariance, G the true
+    gradient. Estimated without per-example gradients from squared gradient norms at two batch
+    sizes (their appendix A): the full (x, y) and `n_small` random batches of `small` images."""
+    import keras
+    import tensorflow as tf
+
+    def squared_norm(xb, yb) -> float:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                yb, model(xb, training=False)))
+        return float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_variables)) ** 2)
+
+    big = len(y)
+    g2_big = squared_norm(x, y)
+    rng = np.random.default_rng(seed)
+    batches = (rng.choice(big, small, replace=False) for _ in range(n_small))
+    g2_small = float(np.mean([squared_norm(x[i], y[i]) for i in batches]))
+    true_g2 = (big * g2_big - small * g2_small) / (big - small)
+    trace_sigma = (g2_small - g2_big) / (1 / small - 1 / big)
+    return {"noise_scale": trace_sigma / true_g2, "trace_sigma": trace_sigma,
+            "gradient_sq_norm": true_g2}
+
+
+def _recorder_class():
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        """Records per-step diagnostics for the first `trace_steps` steps; for step budgets,
+        validation metrics at geometrically spaced steps (`curve`) and full snapshots at the
+        requested steps. Stops a run whose loss is no longer finite; otherwise it does not change
+        training. Time spent here is excluded from the training time."""
+
+        def __init__(self, data, chunk, snapshots, trace_steps):
+            super().__init__()
+            self.data, self.chunk, self.trace_steps = data, chunk, trace_steps
+            self.wanted = sorted(snapshots)
+            self.curve, self.snapshots, self.trace = [], {}, []
+            self.eval_seconds, self.next_curve, self.diverged_at = 0.0, 1, None
+            self.probe = tuple(a[:TRACE_PROBE] for a in data["train"])
+
+        def _timed(self, func, *args):
+            start = time.perf_counter()
+            out = func(*args)
+            self.eval_seconds += time.perf_counter() - start
+            return out
+
+        def _steps(self) -> int:
+            return int(self.model.optimizer.iterations.numpy())
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+            if self.trace_steps:
+                self.trace.append({"step": 0, **self._timed(_diagnostics, self.model, *self.probe)})
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = self._steps()
+            if step <= self.trace_steps:
+                self.trace.append({"step": step,
+                                   **self._timed(_diagnostics, self.model, *self.probe)})
+            if not np.isfinite(logs.get("loss", 0.0)):  # diverged: nothing more to learn
+                self.diverged_at = step
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.chunk:
+                return
+            step = self._steps()
+            seconds = time.perf_counter() - self.start - self.eval_seconds
+            if step >= self.next_curve:
+                loss, acc = self._timed(_scores, self.model, *self.data["val"])
+                self.curve.append({"step": step, "train_loss": float(logs["loss"]),
+                                   "val_loss": loss, "val_accuracy": acc, "seconds": seconds})
+                self.next_curve = step * CURVE_FACTOR
+            if step in self.wanted:
+                self.snapshots[step] = {"step": step, "seconds": seconds,
+                                        **self._timed(_snapshot, self.model, self.data)}
+
+        def on_train_end(self, logs=None):  # a diverged run scores as it ended at later budgets
+            for step in self.wanted:
+                if step not in self.snapshots:
+                    self.snapshots[step] = {"step": step, "seconds": float("nan"),
+                                            **_snapshot(self.model, self.data)}
+
+    return Recorder
+
+
+def _Recorder(*args):  # noqa: N802 (builds the Keras callback class lazily, keras is heavy)
+    return _recorder_class()(*args)
 
 
 class StaleSourceError(RuntimeError):
@@ -584,32 +755,44 @@ def _train_cached():
     return memory().cache(_train_impl, ignore=["build"])
 
 
-def train(build: Callable, *, seed: int, epochs: int, batch_size: int,
-          learning_rate: float = 1e-3, optimizer: str = "adam", schedule: str | None = None,
-          scale: bool = True,
+def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = None,
+          steps: int | None = None, learning_rate: float = 1e-3, optimizer: str = "adam",
+          optimizer_config: dict | None = None, schedule: str | None = None, scale: bool = True,
           flatten: bool = True, patience: int | None = None, n_train: int | None = None,
-          verbose: bool = True, **build_kwargs) -> dict:
+          snapshots: Sequence[int] = (), trace_steps: int = 0, verbose: bool = True,
+          **build_kwargs) -> dict:
     """Train `build(**build_kwargs)` (an uncompiled Keras model) once, with a disk cache.
 
-    Sparse categorical cross-entropy, validation on the fixed held-out split, optional early
-    stopping on validation accuracy (best weights restored), optional cosine learning-rate decay
-    over the epoch budget (schedule="cosine"). Returns a dict with the settings,
-    `history`, `val_*` and `test_*` metrics, `test_proba` (10,000 x 10), `n_params`, `weights`,
-    `train_seconds` (of the original run, also when cached) and `cached`.
+    Sparse categorical cross-entropy; the budget is either `epochs` (validation after each
+    epoch, optional early stopping on validation accuracy with the best weights restored) or
+    `steps` (one shuffled stream of whole batches, so n_train must be a multiple of batch_size;
+    validation metrics in `curve` at steps growing by CURVE_FACTOR; train/val/test metrics in
+    `snapshots` at the given steps). `optimizer_config` passes options such as momentum;
+    schedule="cosine" decays the learning rate to 0 over the budget; `trace_steps` records
+    per-step diagnostics (see `_diagnostics`) for the first steps in `trace`. A run whose loss
+    becomes NaN or infinite stops there (`diverged_at`).
+
+    Returns a dict with the settings, `history`, `val_*` and `test_*` metrics, `test_proba`
+    (10,000 x 10), `n_params`, `weights`, `train_seconds` (of the original run, also when cached;
+    evaluation time excluded) and `cached`.
     """
-    settings = {"seed": seed, "epochs": epochs, "batch_size": batch_size,
-                "learning_rate": learning_rate, "optimizer": optimizer, "schedule": schedule,
-                "scale": scale,
-                "flatten": flatten, "patience": patience, "n_train": n_train}
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one budget: epochs=... or steps=...")
+    settings = {"seed": seed, "epochs": epochs, "steps": steps, "batch_size": batch_size,
+                "learning_rate": learning_rate, "optimizer": optimizer,
+                "optimizer_config": optimizer_config, "schedule": schedule, "scale": scale,
+                "flatten": flatten, "patience": patience, "n_train": n_train,
+                "snapshots": sorted(set(snapshots)), "trace_steps": trace_steps}
     args = (build, builder_source(build), build_kwargs, settings)
     func = _train_cached()
     was_cached = func.check_call_in_cache(*args)
     result = dict(func(*args), cached=was_cached)
     if verbose:
         params = ", ".join(f"{k}={v}" for k, v in build_kwargs.items())
+        budget = (f"{result['steps_run']} steps" if steps else f"{result['epochs_run']} epochs")
         print(f"{build.__name__}({params}) seed={seed} batch={batch_size} lr={learning_rate:g}: "
               f"test {fmt_pct(result['test_accuracy'])}, val {fmt_pct(result['val_accuracy'])}, "
-              f"{result['epochs_run']} epochs in {result['train_seconds']:.0f} s"
+              f"{budget} in {result['train_seconds']:.0f} s"
               + (" (cached)" if was_cached else ""))
     return result
 

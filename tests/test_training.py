@@ -143,3 +143,64 @@ def test_builder_source_refuses_a_file_edited_after_import(tmp_path, monkeypatch
     with pytest.raises(helpers.StaleSourceError, match="Restart the kernel"):
         helpers.builder_source(mod.build_b)
     assert helpers.builder_source(helpers.dense_net).startswith("def dense_net")
+
+
+STEPS = {"seed": 1, "batch_size": 32, "n_train": 512, "verbose": False, "optimizer": "sgd",
+         "learning_rate": 0.05}
+
+
+def test_step_budget_scores_snapshots_exactly_at_the_requested_steps(fresh_cache):
+    r = helpers.train(helpers.dense_net, hidden=(16,), steps=48, snapshots=(16, 48), **STEPS)
+    assert r["steps_run"] == 48 and r["epochs_run"] == pytest.approx(3.0)
+    assert r["steps_per_call"] == 16  # gcd of 32, 512 / 32 batches per pass, 48 and 16
+    assert sorted(r["snapshots"]) == [16, 48] and r["diverged_at"] is None
+    last = r["snapshots"][48]
+    assert last["val_accuracy"] == r["val_accuracy"] and last["test_loss"] == r["test_loss"]
+    assert {"train_accuracy", "train_loss", "seconds"} <= set(last)
+    steps = [point["step"] for point in r["curve"]]
+    assert steps == sorted(steps) and steps[0] == 16 and steps[-1] == 48
+    _, y_test = helpers.load_mnist()[1]
+    assert r["test_accuracy"] == pytest.approx((r["test_proba"].argmax(1) == y_test).mean())
+
+
+def test_step_budget_refuses_what_it_cannot_do_exactly(fresh_cache):
+    with pytest.raises(ValueError, match="exactly one budget"):
+        helpers.train(build_tiny, steps=10, epochs=1, **STEPS)
+    with pytest.raises(ValueError, match="whole batches"):
+        helpers.train(build_tiny, steps=10, **{**STEPS, "n_train": 500})
+    with pytest.raises(ValueError, match="outside the budget"):
+        helpers.train(build_tiny, steps=16, snapshots=(32,), **STEPS)
+    with pytest.raises(ValueError, match="need a step budget"):
+        helpers.train(build_tiny, epochs=1, snapshots=(8,), **STEPS)
+
+
+def test_trace_records_each_step_without_changing_training(fresh_cache):
+    plain = helpers.train(helpers.dense_net, hidden=(16,), epochs=1, **STEPS)
+    traced = helpers.train(helpers.dense_net, hidden=(16,), epochs=1, trace_steps=5, **STEPS)
+    assert [t["step"] for t in traced["trace"]] == [0, 1, 2, 3, 4, 5]
+    for point in traced["trace"]:
+        assert 0.0 <= point["dead_fraction"] <= 1.0 and point["grad_norm"] > 0
+        assert point["preact_rms"] > 0 and 0.1 <= point["top_probability"] <= 1.0
+    for a, b in zip(plain["weights"], traced["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_diverging_run_stops_and_is_scored_at_every_budget(fresh_cache):
+    r = helpers.train(helpers.dense_net, hidden=(256, 256), steps=64, snapshots=(32, 64),
+                      scale=False, **{**STEPS, "learning_rate": 1.0})
+    assert r["diverged_at"] is not None and r["steps_run"] < 64
+    assert not np.isfinite(r["snapshots"][64]["train_loss"])
+    assert r["test_accuracy"] < 0.2
+
+
+def test_gradient_noise_scale_grows_as_training_converges(fresh_cache):
+    split = helpers.mnist_split(flatten=True, n_train=4096)
+    x, y = split["train"]
+    r = helpers.train(helpers.dense_net, hidden=(32,), steps=256, **{**STEPS, "n_train": 4096,
+                                                                     "learning_rate": 0.1})
+    model = helpers.dense_net(hidden=(32,))
+    start = helpers.gradient_noise_scale(model, x, y, n_small=64)
+    model.set_weights(r["weights"])
+    end = helpers.gradient_noise_scale(model, x, y, n_small=64)
+    assert start["trace_sigma"] > 0 and start["gradient_sq_norm"] > 0
+    assert 0 < start["noise_scale"] < end["noise_scale"]  # the signal shrinks as the loss falls
