@@ -107,3 +107,27 @@ def test_readme_quotes_chapter_02_as_its_results_record_them():
         assert helpers.fmt_pct(r["student_setting"][f"batch{bs}"]["test_accuracy"]) in readme
     assert f"about {r['mlp']['train_seconds_mean']:.0f} s of training per run" in readme
     assert r["mlp"]["test_accuracy_mean"] >= 0.983  # the chapter's target
+
+
+def test_readme_quotes_chapter_03_as_its_results_record_them():
+    readme = " ".join((helpers.ROOT / "README.md").read_text().split())
+    r = committed_results("03_batch_size_sweep")
+    collapse, sweep = r["collapse"], r["sweep"]
+    assert f"learning rate {collapse['window_learning_rate']:g}" in readme
+    for bs in (128, 2048):
+        assert f"{collapse[f'collapse_rate_batch{bs}']:.0%} of seeds at batch {bs}" in readme
+    assert (f"{helpers.fmt_pct(collapse['fixed_scaled_batch128_mean'])} at batch 128, learning "
+            f"rate {collapse['fix_learning_rate']:g}") in readme
+    assert f"({collapse['dead_fraction_raw128_end']:.0%} dead)" in readme
+    assert f"fixed {sweep['epoch_budget']} epochs" in readme
+    assert f"fixed {sweep['step_budget']} steps" in readme
+    assert f"steps to {sweep['target']:.0%} validation accuracy" in readme
+    assert f"{sweep['runs']} runs" in readme
+    best = {(b["budget"], b["batch_size"]): b for b in sweep["best"]}
+    for budget in ("epochs", "steps"):
+        for bs in (min(sweep["batch_sizes"]), max(sweep["batch_sizes"])):
+            b = best[budget, bs]
+            assert helpers.fmt_pct(b["test_accuracy"]) in readme, (budget, bs)
+            assert pct_interval(b["ci_low"], b["ci_high"]) in readme, (budget, bs)
+    assert f"B^{sweep['lr_exponent']['epochs']:.2f}" in readme
+    assert f"critical batch size of about {sweep['b_crit']:.0f}" in readme
