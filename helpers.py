@@ -582,11 +582,17 @@ def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
 
 
 def _scores(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(loss, accuracy) of a softmax classifier, from its probabilities (clipped like Keras)."""
-    proba = np.concatenate([model.predict_on_batch(x[i:i + 2500]) for i in range(0, len(x), 2500)])
-    proba = proba.astype(np.float64)
-    p_true = np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0)
-    return float(-np.log(p_true).mean()), float((proba.argmax(1) == y).mean())
+    """(loss, accuracy) of a softmax classifier, as `model.evaluate` reports them: Keras computes
+    the cross-entropy from the softmax's logits, so a confident mistake costs its full loss (a
+    loss from clipped probabilities would cap it at -log(1e-7) = 16.1)."""
+    import keras
+
+    losses, correct = [], 0
+    for i in range(0, len(x), 2500):
+        out = model(x[i:i + 2500], training=False)
+        losses.append(keras.losses.sparse_categorical_crossentropy(y[i:i + 2500], out).numpy())
+        correct += int((out.numpy().argmax(1) == y[i:i + 2500]).sum())
+    return float(np.concatenate(losses).astype(np.float64).mean()), correct / len(y)
 
 
 def _snapshot(model, data: dict) -> dict[str, float]:

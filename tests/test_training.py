@@ -204,3 +204,16 @@ def test_gradient_noise_scale_grows_as_training_converges(fresh_cache):
     end = helpers.gradient_noise_scale(model, x, y, n_small=64)
     assert start["trace_sigma"] > 0 and start["gradient_sq_norm"] > 0
     assert 0 < start["noise_scale"] < end["noise_scale"]  # the signal shrinks as the loss falls
+
+
+def test_reported_loss_is_what_keras_evaluate_reports(fresh_cache):
+    # A raw-pixel network is confidently wrong on many images: clipped probabilities would
+    # understate its loss, Keras's logits-based cross-entropy does not.
+    r = helpers.train(helpers.dense_net, hidden=(64,), epochs=1, scale=False, **STEPS)
+    model = helpers.dense_net(hidden=(64,))
+    model.set_weights(r["weights"])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(*helpers.mnist_split(scale=False, flatten=True)["test"],
+                                    batch_size=1000, verbose=0)
+    assert r["test_loss"] == pytest.approx(loss, rel=1e-5)
+    assert r["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
