@@ -605,6 +605,17 @@ def _snapshot(model, data: dict) -> dict[str, float]:
     return out
 
 
+def _loss_and_gradients(model, x: np.ndarray, y: np.ndarray):
+    """(probabilities, mean cross-entropy, gradients of the trainable weights) on (x, y)."""
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        proba = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, proba))
+    return proba, loss, tape.gradient(loss, model.trainable_variables)
+
+
 def _diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """What a collapse looks like from inside, on a probe batch: loss, the gradient's global norm,
     the first layer's weight and pre-activation scale (root mean square), the fraction of its
@@ -613,10 +624,7 @@ def _diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     import tensorflow as tf
 
     first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
-    with tf.GradientTape() as tape:
-        proba = model(x, training=False)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, proba))
-    grads = tape.gradient(loss, model.trainable_variables)
+    proba, loss, grads = _loss_and_gradients(model, x, y)
     kernel, bias = (w.numpy() for w in first.weights)
     z = x @ kernel + bias
     return {"loss": float(loss), "grad_norm": float(tf.linalg.global_norm(grads)),
@@ -632,14 +640,10 @@ def gradient_noise_scale(model, x: np.ndarray, y: np.ndarray, small: int = 16,
     predicts the critical batch size: Sigma is the per-example gradient covariance, G the true
     gradient. Estimated without per-example gradients from squared gradient norms at two batch
     sizes (their appendix A): the full (x, y) and `n_small` random batches of `small` images."""
-    import keras
     import tensorflow as tf
 
     def squared_norm(xb, yb) -> float:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                yb, model(xb, training=False)))
-        return float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_variables)) ** 2)
+        return float(tf.linalg.global_norm(_loss_and_gradients(model, xb, yb)[2]) ** 2)
 
     big = len(y)
     g2_big = squared_norm(x, y)
