@@ -42,8 +42,10 @@ log = logging.getLogger("mnist_report")
 # (TF_CPP_MIN_LOG_LEVEL=0 shows everything). Python-level errors are unaffected.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Its Python logger warns about tf.function retracing when many small models are built in a row
-# (a sweep does exactly that); the warning is about speed, not correctness.
+# (a sweep does exactly that); the warning is about speed, not correctness. A filter, not a level:
+# TensorFlow resets the level to INFO when it first logs inside Jupyter.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
+logging.getLogger("tensorflow").addFilter(lambda record: record.levelno >= logging.ERROR)
 
 # =================================================================================================
 # Paths: anchored at the project root, never at the current directory (nbval runs kernels inside
@@ -448,6 +450,7 @@ def run_row(result: dict, model: str) -> dict[str, Any]:
         "epochs_run": result["epochs_run"], "n_params": result["n_params"],
         "val_accuracy": result["val_accuracy"], "val_loss": result["val_loss"],
         "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
+        "label_smoothing": result.get("label_smoothing", 0.0), "permute": result.get("permute"),
         "train_seconds": result["train_seconds"],
     }
 
@@ -481,12 +484,21 @@ VAL_SIZE = 5000  # held out from the 60,000 training images; the test set is nev
 SPLIT_SEED = 0  # the validation split is the same for every run, whatever the training seed
 
 
+def pixel_permutation(seed: int) -> np.ndarray:
+    """The fixed random order of the 784 pixels used by permuted-pixel MNIST with this seed."""
+    return np.random.default_rng(seed).permutation(28 * 28)
+
+
 def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None = None,
-                val_size: int = VAL_SIZE) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                val_size: int = VAL_SIZE, permute: int | None = None, n_eval: int | None = None,
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False).
 
     The validation images are a fixed random subset of the training set (SPLIT_SEED);
-    n_train keeps only the first n_train of the remaining training images (smoke profile).
+    n_train keeps only the first n_train of the remaining training images, and n_eval the first
+    n_eval validation and test images (both for the smoke profile).
+    permute=seed shuffles every image's pixels by the same `pixel_permutation(seed)`: the images
+    keep all their information but lose their spatial layout.
     """
     (x_train, y_train), (x_test, y_test) = load_mnist()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
@@ -497,8 +509,11 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
     def prep(x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32)
         x = x / 255.0 if scale else x
+        if permute is not None:
+            x = x.reshape(len(x), -1)[:, pixel_permutation(permute)].reshape(x.shape)
         return x.reshape(len(x), -1) if flatten else x[..., None]
 
+    val_idx, x_test, y_test = val_idx[:n_eval], x_test[:n_eval], y_test[:n_eval]
     return {"train": (prep(x_train[train_idx]), y_train[train_idx]),
             "val": (prep(x_train[val_idx]), y_train[val_idx]),
             "test": (prep(x_test), y_test)}
@@ -515,19 +530,20 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
 
     set_seed(settings["seed"])
     data = mnist_split(scale=settings["scale"], flatten=settings["flatten"],
-                       n_train=settings["n_train"])
+                       n_train=settings["n_train"], permute=settings["permute"],
+                       n_eval=settings["n_eval"])
     model = build(**build_kwargs)
     n_train, batch_size, steps = len(data["train"][1]), settings["batch_size"], settings["steps"]
     chunk = _steps_per_call(n_train, batch_size, steps, settings["snapshots"])
-    learning_rate = settings["learning_rate"]
-    if settings["schedule"] == "cosine":  # decays to 0 over the full budget
-        decay = steps or settings["epochs"] * -(-n_train // batch_size)
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay)
-    elif settings["schedule"] is not None:
-        raise ValueError(f"unknown schedule {settings['schedule']!r}; use None or 'cosine'")
+    learning_rate = _schedule(settings["schedule"], settings["learning_rate"],
+                              steps or settings["epochs"] * -(-n_train // batch_size))
     optimizer = keras.optimizers.get({"class_name": settings["optimizer"], "config": {
         "learning_rate": learning_rate, **(settings["optimizer_config"] or {})}})
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+    loss, fit_data = "sparse_categorical_crossentropy", data
+    if settings["label_smoothing"]:  # Keras smooths one-hot targets only; scores stay unsmoothed
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings["label_smoothing"])
+        fit_data = {part: (x, keras.utils.to_categorical(y, 10)) for part, (x, y) in data.items()}
+    model.compile(optimizer=optimizer, loss=loss,
                   metrics=["accuracy"], steps_per_execution=1 if settings["trace_steps"] else chunk)
     recorder = _Recorder(data, chunk if steps else None, settings["snapshots"],
                          settings["trace_steps"])
@@ -537,15 +553,17 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
             monitor="val_accuracy", patience=settings["patience"], restore_best_weights=True))
     start = time.perf_counter()
     if steps:  # a step budget: "epochs" of `chunk` steps that continue one shuffled stream
-        history = model.fit(*data["train"], epochs=steps // chunk, steps_per_epoch=chunk,
+        history = model.fit(*fit_data["train"], epochs=steps // chunk, steps_per_epoch=chunk,
                             batch_size=batch_size, callbacks=callbacks, verbose=0)
     else:
-        history = model.fit(*data["train"], validation_data=data["val"],
+        history = model.fit(*fit_data["train"], validation_data=fit_data["val"],
                             epochs=settings["epochs"], batch_size=batch_size,
                             callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - start - recorder.eval_seconds
-    final = _snapshot(model, data)
-    proba = model.predict(data["test"][0], batch_size=1000, verbose=0)
+    final = {}
+    final["val_loss"], final["val_accuracy"] = _scores(model, *data["val"])
+    final["test_loss"], final["test_accuracy"], proba = _scores(model, *data["test"],
+                                                                with_proba=True)
     steps_run = int(optimizer.iterations.numpy())
     return {
         "build": build.__name__, "build_kwargs": build_kwargs, **settings,
@@ -560,6 +578,29 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
         "weights": model.get_weights(), "train_seconds": train_seconds,
         "environment": environment_record(),
     }
+
+
+ONE_CYCLE_WARMUP = 0.25  # one-cycle: share of the budget spent warming up ...
+ONE_CYCLE_START = 1 / 25  # ... from this fraction of the peak learning rate (as fastai and PyTorch)
+
+
+def _schedule(name: str | None, peak: float, total_steps: int):
+    """The learning rate (or schedule) for a run of `total_steps` optimiser steps: None keeps it
+    constant; "cosine" decays it to 0 along a half cosine; "onecycle" warms up linearly from
+    peak * ONE_CYCLE_START over the first ONE_CYCLE_WARMUP of the budget, then decays to 0 along a
+    half cosine (Keras's CosineDecay with warm-up; Smith & Topin's one-cycle policy)."""
+    import keras
+
+    if name is None:
+        return peak
+    if name == "cosine":
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps)
+    if name == "onecycle":
+        warm = int(total_steps * ONE_CYCLE_WARMUP)
+        return keras.optimizers.schedules.CosineDecay(
+            peak * ONE_CYCLE_START, decay_steps=total_steps - warm, warmup_target=peak,
+            warmup_steps=warm)
+    raise ValueError(f"unknown schedule {name!r}; use None, 'cosine' or 'onecycle'")
 
 
 def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
@@ -581,18 +622,22 @@ def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
     return math.gcd(STEPS_PER_EXECUTION, n_train // batch_size, steps, *snapshots)
 
 
-def _scores(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _scores(model, x: np.ndarray, y: np.ndarray, with_proba: bool = False) -> tuple:
     """(loss, accuracy) of a softmax classifier, as `model.evaluate` reports them: Keras computes
     the cross-entropy from the softmax's logits, so a confident mistake costs its full loss (a
-    loss from clipped probabilities would cap it at -log(1e-7) = 16.1)."""
+    loss from clipped probabilities would cap it at -log(1e-7) = 16.1). with_proba=True also
+    returns the class probabilities, from the same forward pass."""
     import keras
 
-    losses, correct = [], 0
+    losses, probas = [], []
     for i in range(0, len(x), 2500):
         out = model(x[i:i + 2500], training=False)
         losses.append(keras.losses.sparse_categorical_crossentropy(y[i:i + 2500], out).numpy())
-        correct += int((out.numpy().argmax(1) == y[i:i + 2500]).sum())
-    return float(np.concatenate(losses).astype(np.float64).mean()), correct / len(y)
+        probas.append(out.numpy())
+    proba = np.concatenate(probas)
+    scores = float(np.concatenate(losses).astype(np.float64).mean()), float(
+        (proba.argmax(1) == y).mean())
+    return (*scores, proba) if with_proba else scores
 
 
 def _snapshot(model, data: dict) -> dict[str, float]:
@@ -767,8 +812,10 @@ def _train_cached():
 
 def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = None,
           steps: int | None = None, learning_rate: float = 1e-3, optimizer: str = "adam",
-          optimizer_config: dict | None = None, schedule: str | None = None, scale: bool = True,
-          flatten: bool = True, patience: int | None = None, n_train: int | None = None,
+          optimizer_config: dict | None = None, schedule: str | None = None,
+          label_smoothing: float = 0.0, scale: bool = True, flatten: bool = True,
+          permute: int | None = None, patience: int | None = None, n_train: int | None = None,
+          n_eval: int | None = None,
           snapshots: Sequence[int] = (), trace_steps: int = 0, verbose: bool = True,
           **build_kwargs) -> dict:
     """Train `build(**build_kwargs)` (an uncompiled Keras model) once, with a disk cache.
@@ -778,7 +825,10 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
     `steps` (one shuffled stream of whole batches, so n_train must be a multiple of batch_size;
     validation metrics in `curve` at steps growing by CURVE_FACTOR; train/val/test metrics in
     `snapshots` at the given steps). `optimizer_config` passes options such as momentum;
-    schedule="cosine" decays the learning rate to 0 over the budget; `trace_steps` records
+    `schedule` shapes the learning rate over the budget (see `_schedule`: "cosine" or
+    "onecycle"); `label_smoothing` softens the training targets (reported losses are always
+    the plain cross-entropy); `permute=seed` trains and scores on permuted-pixel MNIST (see
+    `mnist_split`, as for `n_train` and `n_eval`); `trace_steps` records
     per-step diagnostics (see `_diagnostics`) for the first steps in `trace`. A run whose loss
     becomes NaN or infinite stops there (`diverged_at`).
 
@@ -790,8 +840,9 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
         raise ValueError("give exactly one budget: epochs=... or steps=...")
     settings = {"seed": seed, "epochs": epochs, "steps": steps, "batch_size": batch_size,
                 "learning_rate": learning_rate, "optimizer": optimizer,
-                "optimizer_config": optimizer_config, "schedule": schedule, "scale": scale,
-                "flatten": flatten, "patience": patience, "n_train": n_train,
+                "optimizer_config": optimizer_config, "schedule": schedule,
+                "label_smoothing": label_smoothing, "scale": scale, "permute": permute,
+                "flatten": flatten, "patience": patience, "n_train": n_train, "n_eval": n_eval,
                 "snapshots": sorted(set(snapshots)), "trace_steps": trace_steps}
     args = (build, builder_source(build), build_kwargs, settings)
     func = _train_cached()
@@ -825,6 +876,55 @@ def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs
             layers.append(keras.layers.Dropout(dropout))
     layers.append(keras.layers.Dense(10, activation="softmax"))
     return keras.Sequential(layers, name="dense_" + "x".join(map(str, hidden or [0])))
+
+
+def conv_net(filters: Sequence[int] = (32, 64), convs: int | Sequence[int] = 1,
+             batch_norm: bool = False, dense: int = 0, dropout: float = 0.5,
+             block_dropout: float = 0.0, augment: Sequence[float] | None = None):
+    """A small CNN on 28x28x1 images, in the style of the Keras "simple MNIST convnet".
+
+    One block per entry of `filters`: `convs` 3x3 convolutions ('valid' padding, ReLU; one count
+    for every block, or one per block) with that many channels, then 2x2 max pooling, then
+    dropout `block_dropout` when > 0. The head flattens, optionally applies a `dense`-unit ReLU
+    layer, then dropout `dropout` and a 10-way softmax. batch_norm=True puts batch normalisation
+    between every convolution (or dense layer) and its ReLU, with momentum 0.9 for its running
+    statistics (PyTorch's default): with Keras's 0.99 the running variance is still far from the
+    truth after one short epoch, and the network predicts badly at test time.
+    `augment=(shift, degrees, zoom)` adds random translations by up to `shift` of the image size,
+    rotations by up to `degrees` and zooms by up to `zoom` (Keras preprocessing layers, active
+    only in training; a 0 leaves that transform out). The defaults are the Keras example:
+    Conv32-Pool-Conv64-Pool-Dropout(0.5)-Softmax, 34,826 parameters.
+    """
+    import keras
+    from keras import layers as kl
+
+    def unit(layer):
+        if not batch_norm:
+            return [layer, kl.ReLU()]
+        layer.use_bias = False  # the normalisation's shift replaces the bias
+        return [layer, kl.BatchNormalization(momentum=0.9), kl.ReLU()]
+
+    stack = [keras.Input((28, 28, 1))]
+    if augment:
+        shift, degrees, zoom = augment
+        fill = {"fill_mode": "constant"}
+        stack += ([kl.RandomTranslation(shift, shift, **fill)] if shift else []) + (
+            [kl.RandomRotation(degrees / 360, **fill)] if degrees else []) + (
+            [kl.RandomZoom(zoom, **fill)] if zoom else [])
+    per_block = [convs] * len(filters) if isinstance(convs, int) else list(convs)
+    for width, count in zip(filters, per_block, strict=True):
+        for _ in range(count):
+            stack += unit(kl.Conv2D(width, 3))
+        stack.append(kl.MaxPooling2D())
+        if block_dropout:
+            stack.append(kl.Dropout(block_dropout))
+    stack.append(kl.Flatten())
+    if dense:
+        stack += unit(kl.Dense(dense))
+    if dropout:
+        stack.append(kl.Dropout(dropout))
+    stack.append(kl.Dense(10, activation="softmax"))
+    return keras.Sequential(stack, name="cnn_" + "_".join(map(str, filters)))
 
 
 # =================================================================================================
@@ -949,6 +1049,40 @@ def misclassified_gallery(images: np.ndarray, y_true: np.ndarray, proba: np.ndar
     wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n]
     titles = [f"{y_true[i]}→{pred[i]} {100 * proba[i, pred[i]]:.0f}%" for i in wrong]
     return image_grid(images[wrong], ncols=ncols, titles=titles, suptitle=suptitle)
+
+
+def rebuild(build: Callable, result: dict):
+    """The trained Keras model of a `train()` result: `build` (the same builder), its weights."""
+    model = build(**result["build_kwargs"])
+    model.set_weights(result["weights"])
+    return model
+
+
+def shift_images(images: np.ndarray, pixels: int, seed: int = SEED) -> np.ndarray:
+    """Each 28x28 image moved by `pixels` up, down, left or right (a direction drawn at random per
+    image, seeded), the uncovered border filled with 0 (background)."""
+    from scipy import ndimage
+
+    x = np.asarray(images).reshape(-1, 28, 28)
+    out = np.empty_like(x)
+    directions = np.random.default_rng(seed).integers(4, size=len(x))
+    for d, offset in enumerate([(-pixels, 0), (pixels, 0), (0, -pixels), (0, pixels)]):
+        rows = directions == d  # up, down, left, right
+        out[rows] = ndimage.shift(x[rows], (0, *offset), order=0, cval=0.0)
+    return out.reshape(np.shape(images))
+
+
+def saliency(model, images: np.ndarray) -> np.ndarray:
+    """|d p(predicted class) / d pixel| for each image (Simonyan et al., 2014): which pixels the
+    prediction is most sensitive to. Same shape as `images`."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        proba = model(x, training=False)
+        top = tf.reduce_max(proba, axis=1)
+    return np.abs(tape.gradient(top, x).numpy())
 
 
 # =================================================================================================

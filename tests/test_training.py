@@ -99,6 +99,98 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(fresh_cache):
         helpers.train(build_tiny, schedule="step", **SETTINGS)
 
 
+def test_one_cycle_warms_up_to_the_peak_then_decays_to_zero():
+    schedule = helpers._schedule("onecycle", 0.01, total_steps=100)
+    warm = int(100 * helpers.ONE_CYCLE_WARMUP)
+    assert float(schedule(0)) == pytest.approx(0.01 * helpers.ONE_CYCLE_START)
+    assert float(schedule(warm)) == pytest.approx(0.01)
+    assert float(schedule(warm // 2)) < 0.01 and float(schedule(warm + 10)) < 0.01
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    assert helpers._schedule(None, 0.01, 100) == 0.01
+
+
+def test_label_smoothing_changes_training_but_not_how_runs_are_scored(fresh_cache):
+    plain = helpers.train(build_tiny, **SETTINGS)
+    smooth = helpers.train(build_tiny, label_smoothing=0.1, **SETTINGS)
+    assert smooth["history"]["loss"] != plain["history"]["loss"]
+    model = build_tiny()
+    model.set_weights(smooth["weights"])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = helpers.mnist_split(flatten=True)["test"]
+    loss, accuracy = model.evaluate(x, y, verbose=0)
+    assert smooth["test_loss"] == pytest.approx(loss, rel=1e-4)
+    assert smooth["test_accuracy"] == pytest.approx(accuracy)
+
+
+def test_permuted_pixels_keep_the_content_and_lose_the_layout():
+    plain = helpers.mnist_split(n_train=100)
+    permuted = helpers.mnist_split(n_train=100, permute=3)
+    order = helpers.pixel_permutation(3)
+    assert sorted(order) == list(range(784)) and (order != np.arange(784)).mean() > 0.99
+    for part in ("train", "val", "test"):
+        x, y = plain[part]
+        xp, yp = permuted[part]
+        np.testing.assert_array_equal(y, yp)
+        np.testing.assert_array_equal(xp.reshape(len(xp), -1), x.reshape(len(x), -1)[:, order])
+    np.testing.assert_array_equal(helpers.pixel_permutation(3), order)
+
+
+@pytest.mark.parametrize("kwargs, params", [
+    ({}, 34_826),  # the Keras example: 320 + 18,496 + 16,010
+    ({"batch_norm": True}, 288 + 128 + 18_432 + 256 + 16_010),
+    ({"filters": (32, 64, 128), "dense": 64}, 320 + 18_496 + 73_856 + 128 * 64 + 64 + 650),
+    ({"convs": 2, "filters": (16, 32)}, 160 + 2_320 + 4_640 + 9_248 + 512 * 10 + 10),
+])
+def test_conv_net_has_the_layers_it_names(kwargs, params):
+    model = helpers.conv_net(**kwargs)
+    assert model.count_params() == params
+    out = model(np.zeros((3, 28, 28, 1), np.float32)).numpy()
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+
+
+def test_conv_net_augments_only_in_training():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = helpers.conv_net(augment=(0.2, 20, 0.1), dropout=0.0)
+    x = helpers.mnist_split(n_train=100)["test"][0][:8]
+    inference = model(x, training=False).numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), inference, atol=1e-6)
+    assert not np.allclose(model(x, training=True).numpy(), inference, atol=1e-4)
+    names = [type(layer).__name__ for layer in model.layers[:3]]
+    assert names == ["RandomTranslation", "RandomRotation", "RandomZoom"]
+
+
+def test_n_eval_shortens_validation_and_test_only():
+    data = helpers.mnist_split(n_train=100, n_eval=50)
+    full = helpers.mnist_split(n_train=100)
+    assert [len(data[p][1]) for p in ("train", "val", "test")] == [100, 50, 50]
+    np.testing.assert_array_equal(data["test"][0], full["test"][0][:50])
+    np.testing.assert_array_equal(data["val"][1], full["val"][1][:50])
+
+
+def test_shift_images_moves_each_digit_by_whole_pixels_with_a_blank_border():
+    x = np.random.default_rng(0).random((40, 28, 28, 1)).astype(np.float32) + 1
+    np.testing.assert_array_equal(helpers.shift_images(x, 0), x)
+    moved = helpers.shift_images(x, 3, seed=5)
+    assert moved.shape == x.shape and np.all((moved == 0).sum((1, 2, 3)) == 3 * 28)
+    direction = np.random.default_rng(5).integers(4, size=40)
+    up, down, left, right = (np.flatnonzero(direction == d)[0] for d in range(4))
+    np.testing.assert_array_equal(moved[up, :25], x[up, 3:])
+    np.testing.assert_array_equal(moved[down, 3:], x[down, :25])
+    np.testing.assert_array_equal(moved[left, :, :25], x[left, :, 3:])
+    np.testing.assert_array_equal(moved[right, :, 3:], x[right, :, :25])
+
+
+def test_rebuild_and_saliency_use_the_trained_model(fresh_cache):
+    r = helpers.train(helpers.conv_net, filters=(4,), dropout=0.0, flatten=False, **SETTINGS)
+    model = helpers.rebuild(helpers.conv_net, r)
+    x, _ = helpers.mnist_split()["test"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), r["test_proba"], atol=1e-5)
+    sal = helpers.saliency(model, x[:3])
+    assert sal.shape == (3, 28, 28, 1) and np.all(sal >= 0) and sal.max() > 0
+
+
 @pytest.mark.parametrize("hidden, dropout, params", [
     ((), 0.0, 7850),                                   # softmax regression: 784*10 + 10
     ((32,), 0.0, 784 * 32 + 32 + 32 * 10 + 10),
