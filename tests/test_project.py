@@ -131,3 +131,21 @@ def test_readme_quotes_chapter_03_as_its_results_record_them():
             assert pct_interval(b["ci_low"], b["ci_high"]) in readme, (budget, bs)
     assert f"B^{sweep['lr_exponent']['epochs']:.2f}" in readme
     assert f"critical batch size of about {sweep['b_crit']:.0f}" in readme
+
+
+def test_readme_quotes_chapter_04_as_its_results_record_them():
+    readme = " ".join((helpers.ROOT / "README.md").read_text().split())
+    r = committed_results("04_cnn")
+    for key in ("student_level", "best_single"):
+        assert helpers.fmt_pct(r[key]["test_accuracy_mean"]) in readme, key
+        assert pct_interval(*r[key]["ci95"]) in readme, key
+        assert f"{r[key]['seeds']} seeds" in readme, key
+    ensemble = r["ensemble"]
+    assert helpers.fmt_pct(ensemble["test_accuracy"]) in readme
+    assert f"{ensemble['errors']} errors" in readme
+    fast = r["fast_to_99"]
+    assert f"{helpers.fmt_pct(fast['test_accuracy_mean'])} in {fast['train_seconds_mean']:.0f} s" \
+        in readme
+    for model in ("MLP", "CNN"):
+        for pixels in ("original", "permuted"):
+            assert helpers.fmt_pct(r["permuted"][f"{model} {pixels}"]["mean"]) in readme
