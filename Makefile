@@ -9,8 +9,6 @@ KERNEL := mnist-report
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
-HTML := $(BIN)/jupyter nbconvert --to html --output-dir report \
-	--TagRemovePreprocessor.enabled=True --TagRemovePreprocessor.remove_input_tags=remove-input
 
 .PHONY: help setup data report run html test unit notebooks-test lint lab clean distclean
 
@@ -40,8 +38,8 @@ report: $(STAMP) data  ## execute every notebook in order (full profile), then e
 run: $(STAMP) data  ## execute one notebook in place, full profile: make run NB=01
 	MNIST_PROFILE=full $(EXECUTE) $(wildcard notebooks/$(NB)*.ipynb)
 
-html: $(STAMP)  ## export every notebook to report/NN_name.html
-	$(HTML) $(NOTEBOOKS)
+html: $(STAMP)  ## export report/index.html (every chapter, contents) and report/NN_name.html
+	$(BIN)/python -c "import helpers; print('Report:', helpers.build_report())"
 
 test: $(STAMP) data lint unit notebooks-test  ## lint, unit and hygiene tests, every notebook via nbval (smoke)
 

@@ -1,0 +1,46 @@
+"""The HTML export: one self-contained report/index.html with every chapter, and one page each."""
+
+import re
+
+import nbformat
+import pytest
+
+import helpers
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return helpers.build_report(out=out), helpers.chapter_notebooks()
+
+
+def image_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.outputs)
+
+
+def test_index_holds_every_chapter_in_order_behind_a_table_of_contents(report):
+    index, notebooks = report
+    html = index.read_text()
+    anchors = [f'id="chapter-{p.stem[:2]}"' for p in notebooks]
+    positions = [html.find(a) for a in anchors]
+    assert all(p > 0 for p in positions) and positions == sorted(positions)
+    for p in notebooks:
+        assert f'href="#chapter-{p.stem[:2]}"' in html
+        assert (index.parent / f"{p.stem}.html").exists()
+
+
+def test_every_figure_is_embedded_and_nothing_is_fetched_for_images(report):
+    index, notebooks = report
+    html = index.read_text()
+    embedded = re.findall(r'<img[^>]*src="data:image/png;base64,', html)
+    assert len(embedded) == sum(image_outputs(p) for p in notebooks) > 0
+    assert not re.findall(r'<img[^>]*src="(?:https?:|file:|\.\.?/)', html)
+
+
+def test_no_cell_shows_an_error_and_hidden_inputs_stay_hidden(report):
+    index, _ = report
+    html = index.read_text()
+    assert "Traceback" not in html and 'data-mime-type="application/vnd.jupyter.error"' not in html
+    assert "findings = display(" not in html  # a remove-input cell's code
