@@ -1039,15 +1039,18 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, ax=None, title: str |
 
 
 def misclassified_gallery(images: np.ndarray, y_true: np.ndarray, proba: np.ndarray,
-                          n: int = 30, ncols: int = 10, suptitle: str | None = None):
-    """The n misclassified test images the model was most confident about, titled
-    'true→pred confidence'; returns the figure (or None when nothing is misclassified)."""
+                          n: int | None = 30, ncols: int = 10, suptitle: str | None = None,
+                          marked: np.ndarray | None = None):
+    """The n misclassified test images (n=None: all of them) the model was most confident about,
+    titled 'true→pred confidence', with a '*' after the images where the boolean array `marked`
+    is True; returns the figure (or None when nothing is misclassified)."""
     pred = proba.argmax(1)
     wrong = np.flatnonzero(pred != y_true)
     if not len(wrong):
         return None
     wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n]
-    titles = [f"{y_true[i]}→{pred[i]} {100 * proba[i, pred[i]]:.0f}%" for i in wrong]
+    titles = [f"{y_true[i]}→{pred[i]} {100 * proba[i, pred[i]]:.0f}%"
+              + ("*" if marked is not None and marked[i] else "") for i in wrong]
     return image_grid(images[wrong], ncols=ncols, titles=titles, suptitle=suptitle)
 
 
@@ -1205,17 +1208,18 @@ def build_report(notebooks: Sequence[Path] | None = None, out: Path | None = Non
     out = Path(out or REPORT)
     out.mkdir(parents=True, exist_ok=True)
     exporter = _html_exporter()
-    toc, cells = ["# MNIST: how architecture and batch size decide accuracy", "",
-                  "A reproducible report in five chapters. Contents:", ""], []
+    toc = ["# MNIST: how architecture and batch size decide accuracy", "",
+           f"A reproducible report in {len(notebooks)} chapters. Contents:", ""]
+    cells, metadata = [], None
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
+        metadata = metadata or nb.metadata
         (out / f"{path.stem}.html").write_text(exporter.from_notebook_node(nb)[0])
         anchor = f"chapter-{path.stem[:2]}"
         toc.append(f"1. [{_chapter_title(nb)}](#{anchor})")
         cells.append(new_markdown_cell(f'<a id="{anchor}"></a>'))
         cells.extend(nb.cells)
-    combined = new_notebook(cells=[new_markdown_cell("\n".join(toc)), *cells],
-                            metadata=nbformat.read(notebooks[0], as_version=4).metadata)
+    combined = new_notebook(cells=[new_markdown_cell("\n".join(toc)), *cells], metadata=metadata)
     body, _ = exporter.from_notebook_node(combined,
                                           resources={"metadata": {"name": "MNIST report"}})
     index = out / "index.html"
