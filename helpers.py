@@ -377,7 +377,14 @@ def save_json(name: str, data: dict[str, Any]) -> Path:
 
 
 class MissingResultsError(FileNotFoundError):
-    """A results file that another notebook writes has not been produced in this profile."""
+    """A results file that another notebook writes has not been produced in this profile.
+
+    In a notebook it shows as its message alone, not as a traceback: the message says which
+    notebook to run first, and the code that noticed the missing file is of no use to the reader.
+    """
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for custom error displays
+        return [f"{type(self).__name__}: {self}"]
 
 
 def _existing_result(filename: str) -> Path:
@@ -429,6 +436,18 @@ def save_predictions(name: str, probabilities: dict[str, np.ndarray]) -> Path:
         arrays[key] = half if np.array_equal(half.argmax(1), p.argmax(1)) else p
     np.savez_compressed(path, **arrays)
     return path
+
+
+def require_results(*names: str) -> None:
+    """Check that every results file named (e.g. "02_dense_network.json") exists in this
+    profile; otherwise raise one MissingResultsError that lists each notebook to run first."""
+    missing = sorted({name[:2] for name in names if not (RESULTS / name).exists()})
+    if missing:
+        runs = ", ".join(f"notebooks/{n}_*.ipynb (`make run NB={n}`)" for n in missing)
+        raise MissingResultsError(
+            f"This notebook reads the results of chapters {', '.join(missing)}, which do not "
+            f"exist yet in the {PROFILE} profile ({_rel(RESULTS)}/). Run, in order: {runs}"
+            + (", with MNIST_PROFILE=smoke" if SMOKE else "") + "; or `make report` for all.")
 
 
 def load_predictions(name: str) -> dict[str, np.ndarray]:
@@ -844,6 +863,9 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
                 "label_smoothing": label_smoothing, "scale": scale, "permute": permute,
                 "flatten": flatten, "patience": patience, "n_train": n_train, "n_eval": n_eval,
                 "snapshots": sorted(set(snapshots)), "trace_steps": trace_steps}
+    # A configuration read back from JSON has lists where the notebook wrote tuples: the same
+    # model, so the same cache entry.
+    build_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in build_kwargs.items()}
     args = (build, builder_source(build), build_kwargs, settings)
     func = _train_cached()
     was_cached = func.check_call_in_cache(*args)
@@ -1061,6 +1083,17 @@ def rebuild(build: Callable, result: dict):
     return model
 
 
+def ensemble(models: Sequence) -> Any:
+    """One Keras model whose output is the mean of the softmax outputs of `models` (an ensemble
+    as chapter 04 scores it), so it can be timed and counted like any single model."""
+    import keras
+
+    inputs = keras.Input(tuple(models[0].inputs[0].shape[1:]))
+    members = [keras.Sequential(m.layers, name=f"member_{i}")(inputs)
+               for i, m in enumerate(models)]
+    return keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
+
+
 def shift_images(images: np.ndarray, pixels: int, seed: int = SEED) -> np.ndarray:
     """Each 28x28 image moved by `pixels` up, down, left or right (a direction drawn at random per
     image, seeded), the uncovered border filled with 0 (background)."""
@@ -1073,6 +1106,71 @@ def shift_images(images: np.ndarray, pixels: int, seed: int = SEED) -> np.ndarra
         rows = directions == d  # up, down, left, right
         out[rows] = ndimage.shift(x[rows], (0, *offset), order=0, cval=0.0)
     return out.reshape(np.shape(images))
+
+
+def rotate_images(images: np.ndarray, degrees: float, seed: int = SEED) -> np.ndarray:
+    """Each 28x28 image rotated about its centre by `degrees`, anticlockwise or clockwise as
+    displayed (drawn at random per image, seeded), with bilinear interpolation, the uncovered
+    corners filled with 0 (background)."""
+    from scipy import ndimage
+
+    x = np.asarray(images).reshape(-1, 28, 28)
+    signs = np.random.default_rng(seed).choice([-1, 1], size=len(x))
+    out = np.empty_like(x)
+    for sign in (-1, 1):
+        rows = signs == sign
+        out[rows] = ndimage.rotate(x[rows], sign * degrees, axes=(2, 1), reshape=False, order=1,
+                                   cval=0.0)
+    return out.reshape(np.shape(images))
+
+
+def add_noise(images: np.ndarray, sigma: float, seed: int = SEED) -> np.ndarray:
+    """Images scaled to [0, 1] plus Gaussian pixel noise of standard deviation `sigma` (seeded),
+    clipped back to [0, 1]."""
+    x = np.asarray(images, dtype=np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, sigma, size=x.shape).astype(np.float32)
+    return np.clip(x + noise, 0.0, 1.0)
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates of one forward pass of one image through a Keras model: in*out per
+    Dense layer, out_h*out_w*k_h*k_w*in_channels*filters per Conv2D; everything else (pooling,
+    normalisation at inference, activations) is counted as free, as is customary. Models nested
+    in the model (an ensemble's members) are counted in full."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_macs(layer)
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(layer.kernel.shape[0]) * int(layer.units)
+        elif isinstance(layer, keras.layers.Conv2D):
+            out_h, out_w = layer.output.shape[1:3]
+            k_h, k_w, c_in, c_out = layer.kernel.shape
+            total += int(out_h * out_w * k_h * k_w * c_in * c_out)
+    return total
+
+
+def inference_speed(model, images: np.ndarray, batch: int = 1000, repeats: int = 30,
+                    batch_repeats: int = 7) -> dict[str, float]:
+    """Inference time of a Keras model on this machine, after a warm-up: the median latency of
+    one image (`model.predict_on_batch` on a batch of 1, in milliseconds, over `repeats`) and the
+    median throughput on a batch of `batch` images (images per second, over `batch_repeats`);
+    each with its interquartile range."""
+    import timeit
+
+    one, many = images[:1], images[:batch]
+    for x in (one, many):
+        model.predict_on_batch(x)  # build and trace outside the timing
+    single = 1000 * np.array(timeit.repeat(lambda: model.predict_on_batch(one),
+                                           number=1, repeat=repeats))
+    bulk = len(many) / np.array(timeit.repeat(lambda: model.predict_on_batch(many), number=1,
+                                              repeat=batch_repeats))
+    q = {name: np.percentile(v, [25, 50, 75]) for name, v in (("ms", single), ("ips", bulk))}
+    return {"latency_ms": float(q["ms"][1]), "latency_ms_iqr": [float(v) for v in q["ms"][::2]],
+            "throughput": float(q["ips"][1]),
+            "throughput_iqr": [float(v) for v in q["ips"][::2]], "batch": len(many)}
 
 
 def saliency(model, images: np.ndarray) -> np.ndarray:
@@ -1142,6 +1240,32 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
 
 
+def calibration(proba: np.ndarray, y_true: np.ndarray, bins: int = 15):
+    """Reliability of the top-class confidence: (table, ECE). The table has one row per
+    equal-width confidence bin that holds predictions (its `confidence` and `accuracy` means and
+    `count`); the expected calibration error is the count-weighted mean |accuracy - confidence|
+    (Guo et al., 2017, with 15 bins)."""
+    import pandas as pd
+
+    proba = np.asarray(proba)
+    confidence, correct = proba.max(1), proba.argmax(1) == np.asarray(y_true)
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    table = (pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct})
+             .groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                 count=("accuracy", "size")))
+    ece = float((table["count"] * (table.accuracy - table.confidence).abs()).sum() / len(proba))
+    return table, ece
+
+
+def pareto_front(cost: Sequence[float], error: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the points no other point beats: none has a cost and an error both at
+    least as low, with one of them strictly lower."""
+    cost, error = np.asarray(cost, float), np.asarray(error, float)
+    beaten = ((cost[None, :] <= cost[:, None]) & (error[None, :] <= error[:, None])
+              & ((cost[None, :] < cost[:, None]) | (error[None, :] < error[:, None])))
+    return ~beaten.any(axis=1)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
     """Counts: rows are true classes, columns predicted classes (always n_classes x n_classes)."""
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
@@ -1181,7 +1305,18 @@ def chapter_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(Path(folder or ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+# nbconvert's "lab" page, without the three scripts it would fetch from a CDN (require.js, MathJax,
+# Mermaid): the report must open from disk with no network, and it needs none of them (no widgets,
+# no diagrams, and no LaTeX: tests/test_report.py keeps math out of the chapters' text).
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def _html_exporter():
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
@@ -1189,7 +1324,8 @@ def _html_exporter():
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
     config.HTMLExporter.embed_images = True
-    return HTMLExporter(config=config)
+    return HTMLExporter(config=config, template_file="offline.html.j2",
+                        extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})])
 
 
 def _chapter_title(nb) -> str:

@@ -149,3 +149,14 @@ def test_predictions_keep_every_predicted_label(monkeypatch, tmp_path):
     near_tie[:, 3], near_tie[:, 5] = 0.50003, 0.49997  # equal once rounded to float16
     helpers.save_predictions("02_predictions", {"tie": near_tie})
     assert (helpers.load_predictions("02_predictions")["tie"].argmax(1) == 3).all()
+
+
+def test_require_results_names_every_notebook_to_run_first(monkeypatch, tmp_path):
+    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    (tmp_path / "03_batch_size_sweep.json").write_text("{}")
+    with pytest.raises(helpers.MissingResultsError, match=r"chapters 02, 04.*NB=02.*NB=04") as e:
+        helpers.require_results("02_dense_network.json", "03_batch_size_sweep.json",
+                                "04_cnn.json", "04_runs.csv")
+    # In a notebook, IPython shows the message alone instead of a traceback.
+    assert e.value._render_traceback_() == [f"MissingResultsError: {e.value}"]
+    helpers.require_results("03_batch_size_sweep.json")  # present: no error

@@ -44,3 +44,20 @@ def test_no_cell_shows_an_error_and_hidden_inputs_stay_hidden(report):
     html = index.read_text()
     assert "Traceback" not in html and 'data-mime-type="application/vnd.jupyter.error"' not in html
     assert "findings = display(" not in html  # a remove-input cell's code
+
+
+def test_the_pages_open_offline_with_no_script_or_stylesheet_from_a_network(report):
+    index, notebooks = report
+    for page in [index] + [index.parent / f"{p.stem}.html" for p in notebooks]:
+        html = page.read_text()
+        assert not re.findall(r'<(?:script|link|iframe)[^>]*(?:src|href)="(?:https?:)?//', html)
+
+
+def test_no_chapter_writes_latex_that_the_offline_report_could_not_render(report):
+    _, notebooks = report
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            texts = [cell.source] if cell.cell_type == "markdown" else [
+                o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", [])]
+            for text in texts:
+                assert not re.search(r"\$[^$\s][^$]*\$|\\\(|\\\[", "".join(text)), path.name

@@ -64,3 +64,26 @@ def test_seed_summary_groups_runs_with_intervals():
     assert table.loc["a", "test_accuracy_ci_low"] == pytest.approx(low)
     assert table.loc["a", "train_seconds"] == 2.0 and table.loc["b", "n_params"] == 7
     assert math.isnan(table.loc["b", "test_accuracy_ci_high"])
+
+
+def test_calibration_of_a_calibrated_and_an_overconfident_classifier():
+    rng = np.random.default_rng(0)
+    y = rng.integers(10, size=20000)
+    confidence = rng.uniform(0.2, 1.0, size=len(y))
+    right = rng.random(len(y)) < confidence  # right exactly as often as it claims
+    pred = np.where(right, y, (y + 1) % 10)
+    proba = np.full((len(y), 10), 0.0)
+    proba[np.arange(len(y)), pred] = confidence
+    table, ece = helpers.calibration(proba, y)
+    assert ece < 0.02 and table["count"].sum() == len(y) and len(table) <= 15
+    overconfident = proba.copy()
+    overconfident[np.arange(len(y)), pred] = 1.0  # always certain, right ~60 % of the time
+    table, ece = helpers.calibration(overconfident, y)
+    assert len(table) == 1 and ece == pytest.approx(1 - right.mean())
+
+
+def test_pareto_front_keeps_only_the_unbeaten_points():
+    cost = [1, 2, 3, 4, 2]
+    error = [5, 3, 3, 1, 4]
+    assert helpers.pareto_front(cost, error).tolist() == [True, True, False, True, False]
+    assert helpers.pareto_front([1, 1], [2, 2]).tolist() == [True, True]  # ties beat nobody

@@ -187,6 +187,11 @@ def test_rebuild_and_saliency_use_the_trained_model(fresh_cache):
     model = helpers.rebuild(helpers.conv_net, r)
     x, _ = helpers.mnist_split()["test"]
     np.testing.assert_allclose(model.predict(x, verbose=0), r["test_proba"], atol=1e-5)
+    other = helpers.rebuild(helpers.conv_net, helpers.train(
+        helpers.conv_net, filters=(4,), dropout=0.0, flatten=False, **{**SETTINGS, "seed": 2}))
+    pair = helpers.ensemble([model, other]).predict(x[:50], verbose=0)
+    np.testing.assert_allclose(pair, (r["test_proba"][:50] + other.predict(x[:50], verbose=0)) / 2,
+                               atol=1e-5)
     sal = helpers.saliency(model, x[:3])
     assert sal.shape == (3, 28, 28, 1) and np.all(sal >= 0) and sal.max() > 0
 
@@ -309,3 +314,56 @@ def test_reported_loss_is_what_keras_evaluate_reports(fresh_cache):
                                     batch_size=1000, verbose=0)
     assert r["test_loss"] == pytest.approx(loss, rel=1e-5)
     assert r["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_a_configuration_read_back_from_json_hits_the_same_cache_entry(fresh_cache):
+    first = helpers.train(helpers.conv_net, filters=(4,), convs=(1,), dropout=0.0, flatten=False,
+                          **SETTINGS)
+    again = helpers.train(helpers.conv_net, filters=[4], convs=[1], dropout=0.0, flatten=False,
+                          **SETTINGS)
+    assert again["cached"] is True and again["test_accuracy"] == first["test_accuracy"]
+
+
+def test_rotate_images_turns_each_digit_about_its_centre():
+    x = np.zeros((6, 28, 28, 1), np.float32)
+    x[:, 4:14, 13:15] = 1.0  # a vertical bar above the centre
+    np.testing.assert_allclose(helpers.rotate_images(x, 0), x)
+    turned = helpers.rotate_images(x, 90, seed=3)
+    signs = np.random.default_rng(3).choice([-1, 1], size=6)
+    for image, sign in zip(turned[..., 0], signs, strict=True):
+        rows, cols = np.nonzero(image > 0.5)
+        assert np.ptp(rows) <= 2 and np.ptp(cols) >= 8  # the bar now lies horizontally ...
+        # ... on the side the drawn direction says (+: anticlockwise as shown, the top goes left)
+        assert (cols.mean() < 14) == (sign > 0)
+    assert turned.shape == x.shape and turned.sum() == pytest.approx(x.sum(), rel=0.05)
+
+
+def test_add_noise_is_seeded_and_stays_in_the_pixel_range():
+    x = np.full((50, 28, 28, 1), 0.5, np.float32)
+    np.testing.assert_array_equal(helpers.add_noise(x, 0.0), x)
+    noisy = helpers.add_noise(x, 0.1, seed=1)
+    np.testing.assert_array_equal(noisy, helpers.add_noise(x, 0.1, seed=1))
+    assert noisy.std() == pytest.approx(0.1, rel=0.05) and noisy.dtype == np.float32
+    assert helpers.add_noise(x, 5.0).min() == 0.0 and helpers.add_noise(x, 5.0).max() == 1.0
+
+
+def test_count_macs_of_the_report_models():
+    assert helpers.count_macs(helpers.dense_net((256, 256))) == 784 * 256 + 256 * 256 + 256 * 10
+    assert helpers.count_macs(helpers.dense_net(())) == 7840
+    # Keras example: conv 26x26x(3x3x1)x32, conv 11x11x(3x3x32)x64, dense 1600x10.
+    expected = 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 10
+    assert helpers.count_macs(helpers.conv_net()) == expected
+    bn = helpers.count_macs(helpers.conv_net(batch_norm=True, convs=(1, 2), dense=128))
+    assert bn == expected - 1600 * 10 + 9 * 9 * 9 * 64 * 64 + 1024 * 128 + 128 * 10
+    pair = helpers.ensemble([helpers.conv_net(), helpers.conv_net()])
+    assert helpers.count_macs(pair) == 2 * expected  # an ensemble's members count in full
+
+
+def test_inference_speed_reports_medians_with_their_spread():
+    x = np.zeros((200, 784), np.float32)
+    speed = helpers.inference_speed(helpers.dense_net((32,)), x, batch=100, repeats=5,
+                                    batch_repeats=3)
+    low, high = speed["latency_ms_iqr"]
+    assert 0 < low <= speed["latency_ms"] <= high
+    low, high = speed["throughput_iqr"]
+    assert 0 < low <= speed["throughput"] <= high and speed["batch"] == 100
