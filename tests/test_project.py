@@ -149,3 +149,55 @@ def test_readme_quotes_chapter_04_as_its_results_record_them():
     for model in ("MLP", "CNN"):
         for pixels in ("original", "permuted"):
             assert helpers.fmt_pct(r["permuted"][f"{model} {pixels}"]["mean"]) in readme
+
+
+def readme_results_table(models):
+    """The README's results table, as it must read for results/05_models.csv (`models`)."""
+    lines = ["| model | test accuracy (95 % interval) | seeds | parameters | MACs per image "
+             "| training time per model |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in models.itertuples():
+        lines.append(f"| {row.model} | {helpers.fmt_pct(row.accuracy)} "
+                     f"({pct_interval(row.ci_low, row.ci_high)}) | {row.seeds} | "
+                     f"{row.params:,} | {row.macs:,} | {row.train_seconds:.0f} s |")
+    return "\n".join(lines)
+
+
+def test_readme_results_table_and_verdict_match_chapter_05():
+    import pandas as pd
+
+    readme = (helpers.ROOT / "README.md").read_text()
+    models = pd.read_csv(helpers.COMMITTED_RESULTS / "05_models.csv")
+    assert readme_results_table(models) in readme
+    flat = " ".join(readme.split())
+    for item in committed_results("05_comparison")["verdict"]:
+        assert f"**{item['claim']}** {item['verdict']}" in flat, item["claim"]
+
+
+def test_readme_quotes_chapter_05_as_its_results_record_them():
+    import pandas as pd
+
+    readme = " ".join((helpers.ROOT / "README.md").read_text().split())
+    r, cnn = committed_results("05_comparison"), committed_results("04_cnn")
+    models = pd.read_csv(helpers.COMMITTED_RESULTS / "05_models.csv").set_index("model")
+    gap = models.loc["best CNN", "accuracy"] - models.loc["MLP 512×512", "accuracy"]
+    student = helpers.STUDENT
+    student_gap = student["cnn"]["accuracy"] - student["dense_batch2048"]["accuracy"]
+    assert f"by {100 * gap:.2f} points" in readme and f"the {100 * student_gap:.2f} the" in readme
+    perm = {k: v["mean"] for k, v in cnn["permuted"].items()}
+    for model in ("CNN", "MLP"):
+        assert f"the {model} {100 * (perm[f'{model} original'] - perm[f'{model} permuted']):.2f}" \
+            in readme, model
+    assert f"{100 * cnn['best_single']['gain_over_student_paired']:+.2f} points" in readme
+    significant = sum(t["pairs with p < 0.05"] == t["seed pairs"] for t in r["mcnemar"])
+    assert f"{significant} of the {len(r['mcnemar'])} steps" in readme
+    assert f"p up to {r['mcnemar'][-1]['largest p']:.2f}" in readme
+    assert f"{r['missed_by_all']} test digits" in readme
+    for model in ("MLP 512×512", "best CNN"):
+        assert f"ECE {models.loc[model, 'ece']:.4f}" in readme, model
+    best, mlp = models.loc["best CNN"], models.loc["MLP 512×512"]
+    assert best.params < mlp.params
+    assert f"{best.macs / mlp.macs:.1f}× its compute per image" in readme
+    assert f"{best.train_seconds / mlp.train_seconds:.1f}× its training time" in readme
+    for key in ("rotation/MLP 512×512/30", "rotation/best CNN/30", "noise/student-level CNN/0.3",
+                "noise/MLP 512×512/0.3", "noise/best CNN/0.3"):
+        assert helpers.fmt_pct(r["robustness"][key]) in readme, key
