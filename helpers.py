@@ -387,14 +387,21 @@ class MissingResultsError(FileNotFoundError):
         return [f"{type(self).__name__}: {self}"]
 
 
+def _how_to_run(chapters: Sequence[str]) -> str:
+    """How to produce the results of these chapters in the active profile."""
+    if SMOKE:  # `make run` always uses the full profile
+        return ("execute the chapters in order in the smoke profile (`make notebooks-test` runs "
+                "every chapter that way)")
+    return "run " + ", then ".join(f"`make run NB={c}`" for c in chapters)
+
+
 def _existing_result(filename: str) -> Path:
     path = RESULTS / filename
     if not path.exists():
         chapter = filename[:2]
         raise MissingResultsError(
             f"{_rel(path)} does not exist in the {PROFILE} profile. It is written by "
-            f"notebooks/{chapter}_*.ipynb: run that notebook first (`make run NB={chapter}`"
-            + (", or with MNIST_PROFILE=smoke" if SMOKE else "") + ")."
+            f"notebooks/{chapter}_*.ipynb: {_how_to_run([chapter])} first."
         )
     return path
 
@@ -443,11 +450,12 @@ def require_results(*names: str) -> None:
     profile; otherwise raise one MissingResultsError that lists each notebook to run first."""
     missing = sorted({name[:2] for name in names if not (RESULTS / name).exists()})
     if missing:
-        runs = ", ".join(f"notebooks/{n}_*.ipynb (`make run NB={n}`)" for n in missing)
+        notebooks = ", ".join(f"notebooks/{n}_*.ipynb" for n in missing)
         raise MissingResultsError(
             f"This notebook reads the results of chapters {', '.join(missing)}, which do not "
-            f"exist yet in the {PROFILE} profile ({_rel(RESULTS)}/). Run, in order: {runs}"
-            + (", with MNIST_PROFILE=smoke" if SMOKE else "") + "; or `make report` for all.")
+            f"exist yet in the {PROFILE} profile ({_rel(RESULTS)}/): {notebooks}. To make them, "
+            f"{_how_to_run(missing)}" + ("" if SMOKE else ", or `make report` for everything")
+            + ".")
 
 
 def load_predictions(name: str) -> dict[str, np.ndarray]:

@@ -139,7 +139,8 @@ def test_missing_results_name_the_notebook_to_run(monkeypatch, tmp_path):
     monkeypatch.setattr(helpers, "RESULTS", tmp_path)
     for load, name in ((helpers.load_json, "02_dense_network"), (helpers.load_table, "02_runs"),
                        (helpers.load_predictions, "02_predictions")):
-        with pytest.raises(helpers.MissingResultsError, match=r"notebooks/02_\*\.ipynb.*NB=02"):
+        with pytest.raises(helpers.MissingResultsError,
+                           match=r"notebooks/02_\*\.ipynb.*smoke profile.*make notebooks-test"):
             load(name)
 
 
@@ -154,9 +155,13 @@ def test_predictions_keep_every_predicted_label(monkeypatch, tmp_path):
 def test_require_results_names_every_notebook_to_run_first(monkeypatch, tmp_path):
     monkeypatch.setattr(helpers, "RESULTS", tmp_path)
     (tmp_path / "03_batch_size_sweep.json").write_text("{}")
-    with pytest.raises(helpers.MissingResultsError, match=r"chapters 02, 04.*NB=02.*NB=04") as e:
-        helpers.require_results("02_dense_network.json", "03_batch_size_sweep.json",
-                                "04_cnn.json", "04_runs.csv")
+    names = ("02_dense_network.json", "03_batch_size_sweep.json", "04_cnn.json", "04_runs.csv")
+    with pytest.raises(helpers.MissingResultsError, match=r"chapters 02, 04.*notebooks-test") as e:
+        helpers.require_results(*names)
+    monkeypatch.setattr(helpers, "SMOKE", False)  # the full profile: `make run` for each
+    monkeypatch.setattr(helpers, "PROFILE", "full")
+    with pytest.raises(helpers.MissingResultsError, match=r"make run NB=02`, then `make run NB=04"):
+        helpers.require_results(*names)
     # In a notebook, IPython shows the message alone instead of a traceback.
     assert e.value._render_traceback_() == [f"MissingResultsError: {e.value}"]
     helpers.require_results("03_batch_size_sweep.json")  # present: no error
