@@ -10,7 +10,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
-.PHONY: help setup data report run html test unit notebooks-test lint lab clean distclean
+.PHONY: help setup data report run html bench bench-notebooks test unit notebooks-test lint lab clean \
+	distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -41,6 +42,16 @@ run: $(STAMP) data  ## execute one notebook in place, full profile: make run NB=
 html: $(STAMP)  ## export report/index.html (every chapter, contents) and report/NN_name.html
 	$(BIN)/python -c "import helpers; print('Report:', helpers.build_report())"
 
+bench: $(STAMP) data  ## time training (helper vs plain fit), inference, time to 99 % -> results/bench.json
+	MNIST_PROFILE=full $(BIN)/python bench.py
+
+bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted), then warm, per notebook -> results/bench.json
+	rm -rf .cache
+	@start=$$(date +%s); $(MAKE) report || exit 1; \
+	MNIST_PROFILE=full $(BIN)/python bench.py --notebooks cold --total $$(( $$(date +%s) - start ))
+	@start=$$(date +%s); $(MAKE) report || exit 1; \
+	MNIST_PROFILE=full $(BIN)/python bench.py --notebooks warm --total $$(( $$(date +%s) - start ))
+
 test: $(STAMP) data lint unit notebooks-test  ## lint, unit and hygiene tests, every notebook via nbval (smoke)
 
 unit: $(STAMP)
@@ -51,7 +62,7 @@ notebooks-test: $(STAMP)
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 lint: $(STAMP)  ## ruff over helpers.py, tests/ and the notebooks
-	$(BIN)/ruff check helpers.py conftest.py tests notebooks
+	$(BIN)/ruff check helpers.py bench.py conftest.py tests notebooks
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
 	$(BIN)/jupyter lab notebooks

@@ -546,7 +546,7 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
             "test": (prep(x_test), y_test)}
 
 
-STEPS_PER_EXECUTION = 32  # step-budget runs execute up to this many steps per call (speed only)
+STEPS_PER_EXECUTION = 32  # training steps per call into TensorFlow (speed only; see bench.py)
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
 TRACE_PROBE = 1_000  # training images the per-step diagnostics are computed on
 CURVE_FACTOR = 2 ** 0.5  # step-budget runs record validation metrics at steps growing this fast
@@ -561,6 +561,8 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
                        n_eval=settings["n_eval"])
     model = build(**build_kwargs)
     n_train, batch_size, steps = len(data["train"][1]), settings["batch_size"], settings["steps"]
+    # Up to STEPS_PER_EXECUTION steps per call for every budget; validation inside fit() counts
+    # as evaluation, not training time (both since the speed-ups of issue 7).
     chunk = _steps_per_call(n_train, batch_size, steps, settings["snapshots"])
     learning_rate = _schedule(settings["schedule"], settings["learning_rate"],
                               steps or settings["epochs"] * -(-n_train // batch_size))
@@ -632,14 +634,15 @@ def _schedule(name: str | None, peak: float, total_steps: int):
 
 def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
                     snapshots: Sequence[int]) -> int:
-    """Steps per execution of a step-budget run: a power of two that divides the passes over the
+    """Steps per execution: STEPS_PER_EXECUTION for an epoch budget (Keras ends a call early at
+    the end of an epoch); for a step budget, a power of two that divides the passes over the
     data, the budget and every snapshot step, so each lands exactly at the end of a call."""
     import math
 
     if not steps:
         if snapshots:
             raise ValueError("snapshots need a step budget (steps=...)")
-        return 1
+        return STEPS_PER_EXECUTION
     if n_train % batch_size:
         raise ValueError(f"a step budget needs whole batches: {n_train} training images are not "
                          f"a multiple of batch size {batch_size} (choose n_train)")
@@ -754,6 +757,12 @@ def _recorder_class():
         def _steps(self) -> int:
             return int(self.model.optimizer.iterations.numpy())
 
+        def on_test_begin(self, logs=None):  # validation inside fit() is evaluation time too
+            self.test_start = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.eval_seconds += time.perf_counter() - self.test_start
+
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
             if self.trace_steps:
@@ -844,7 +853,7 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
           permute: int | None = None, patience: int | None = None, n_train: int | None = None,
           n_eval: int | None = None,
           snapshots: Sequence[int] = (), trace_steps: int = 0, verbose: bool = True,
-          **build_kwargs) -> dict:
+          cache: bool = True, **build_kwargs) -> dict:
     """Train `build(**build_kwargs)` (an uncompiled Keras model) once, with a disk cache.
 
     Sparse categorical cross-entropy; the budget is either `epochs` (validation after each
@@ -861,7 +870,8 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
 
     Returns a dict with the settings, `history`, `val_*` and `test_*` metrics, `test_proba`
     (10,000 x 10), `n_params`, `weights`, `train_seconds` (of the original run, also when cached;
-    evaluation time excluded) and `cached`.
+    evaluation time excluded) and `cached`. cache=False trains afresh and leaves the cache alone
+    (for timing, see bench.py).
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one budget: epochs=... or steps=...")
@@ -875,9 +885,12 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
     # model, so the same cache entry.
     build_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in build_kwargs.items()}
     args = (build, builder_source(build), build_kwargs, settings)
-    func = _train_cached()
-    was_cached = func.check_call_in_cache(*args)
-    result = dict(func(*args), cached=was_cached)
+    if cache:
+        func = _train_cached()
+        was_cached = func.check_call_in_cache(*args)
+        result = dict(func(*args), cached=was_cached)
+    else:
+        was_cached, result = False, dict(_train_impl(*args), cached=False)
     if verbose:
         params = ", ".join(f"{k}={v}" for k, v in build_kwargs.items())
         budget = (f"{result['steps_run']} steps" if steps else f"{result['epochs_run']} epochs")

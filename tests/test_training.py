@@ -367,3 +367,45 @@ def test_inference_speed_reports_medians_with_their_spread():
     assert 0 < low <= speed["latency_ms"] <= high
     low, high = speed["throughput_iqr"]
     assert 0 < low <= speed["throughput"] <= high and speed["batch"] == 100
+
+
+def test_steps_per_execution_changes_speed_not_results(fresh_cache, monkeypatch):
+    # 600 images at batch 64: 10 steps per epoch, so calls of 4 steps end early at each epoch end
+    monkeypatch.setattr(helpers, "STEPS_PER_EXECUTION", 4)
+    chunked = helpers.train(build_tiny, cache=False, **SETTINGS)
+    monkeypatch.setattr(helpers, "STEPS_PER_EXECUTION", 1)
+    single = helpers.train(build_tiny, cache=False, **SETTINGS)
+    assert chunked["steps_per_call"] == 4 and single["steps_per_call"] == 1
+    assert chunked["steps_run"] == single["steps_run"] == 20
+    assert chunked["history"] == single["history"]
+    for a, b in zip(chunked["weights"], single["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_uncached_training_leaves_the_cache_alone(fresh_cache):
+    r = helpers.train(build_tiny, cache=False, **SETTINGS)
+    assert r["cached"] is False
+    assert helpers.train(build_tiny, **SETTINGS)["cached"] is False  # nothing was stored
+
+
+def test_validation_inside_fit_is_not_training_time(fresh_cache, monkeypatch):
+    import time
+
+    slow_validation = {"calls": 0}
+    recorder_class = helpers._recorder_class
+
+    def patched():
+        cls = recorder_class()
+
+        class Slow(cls):
+            def on_test_begin(self, logs=None):
+                super().on_test_begin(logs)
+                slow_validation["calls"] += 1
+                time.sleep(1.0)  # as if validation took a second
+
+        return Slow
+
+    monkeypatch.setattr(helpers, "_recorder_class", patched)
+    r = helpers.train(build_tiny, cache=False, **SETTINGS)
+    assert slow_validation["calls"] == 2  # one validation per epoch
+    assert r["train_seconds"] < 1.5  # the two seconds of "validation" are not counted
