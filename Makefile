@@ -46,7 +46,7 @@ bench: $(STAMP) data  ## time training (helper vs plain fit), inference, time to
 	MNIST_PROFILE=full $(BIN)/python bench.py
 
 bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted), then warm, per notebook -> results/bench.json
-	rm -rf .cache
+	$(MAKE) clean
 	@start=$$(date +%s); $(MAKE) report || exit 1; \
 	MNIST_PROFILE=full $(BIN)/python bench.py --notebooks cold --total $$(( $$(date +%s) - start ))
 	@start=$$(date +%s); $(MAKE) report || exit 1; \
@@ -61,7 +61,7 @@ notebooks-test: $(STAMP)
 	MNIST_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
-lint: $(STAMP)  ## ruff over helpers.py, tests/ and the notebooks
+lint: $(STAMP)  ## ruff over helpers.py, bench.py, tests/ and the notebooks
 	$(BIN)/ruff check helpers.py bench.py conftest.py tests notebooks
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
