@@ -815,6 +815,28 @@ def _code_objects(code: types.CodeType):
             yield from _code_objects(const)
 
 
+def _instructions(code: types.CodeType) -> list[tuple[str, str]]:
+    """The bytecode of `code` as (operation, argument) pairs, without the one difference between
+    a function compiled in its module and its source compiled alone: a call of a module imported
+    at the top (np.clip(...)) loads the attribute differently, which also moves jump offsets
+    (a jump is compared by the position of its target instruction instead)."""
+    import dis
+
+    instructions = list(dis.get_instructions(code))
+    position = {ins.offset: k for k, ins in enumerate(instructions)}
+    pairs = []
+    for ins in instructions:
+        name = "LOAD_ATTR" if ins.opname == "LOAD_METHOD" else ins.opname
+        if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
+            argument = str(position[ins.argval])
+        elif isinstance(ins.argval, types.CodeType):  # a nested function: its name, not address
+            argument = ins.argval.co_name
+        else:
+            argument = ins.argrepr.removeprefix("NULL + ")
+        pairs.append((name, argument))
+    return pairs
+
+
 def builder_source(build: Callable) -> str:
     """The builder's source code (part of the cache key), checked against the running function.
 
@@ -830,8 +852,8 @@ def builder_source(build: Callable) -> str:
         compiled = compile(textwrap.dedent(source), "<builder>", "exec")
     except SyntaxError:  # e.g. a lambda in the middle of an expression: nothing to compare
         return source
-    target = build.__code__
-    if not any(c.co_name == target.co_name and c.co_code == target.co_code
+    target = _instructions(build.__code__)
+    if not any(c.co_name == build.__code__.co_name and _instructions(c) == target
                for c in _code_objects(compiled)):
         raise StaleSourceError(
             f"The source of {build.__name__} in {inspect.getsourcefile(build)} no longer matches "
@@ -871,7 +893,8 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
     Returns a dict with the settings, `history`, `val_*` and `test_*` metrics, `test_proba`
     (10,000 x 10), `n_params`, `weights`, `train_seconds` (of the original run, also when cached;
     evaluation time excluded) and `cached`. cache=False trains afresh and leaves the cache alone
-    (for timing, see bench.py).
+    (for timing, see bench.py); cache="peek" trains nothing and returns whether the result is
+    cached.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one budget: epochs=... or steps=...")
@@ -885,6 +908,8 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
     # model, so the same cache entry.
     build_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in build_kwargs.items()}
     args = (build, builder_source(build), build_kwargs, settings)
+    if cache == "peek":
+        return _train_cached().check_call_in_cache(*args)
     if cache:
         func = _train_cached()
         was_cached = func.check_call_in_cache(*args)
@@ -899,6 +924,42 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
               f"{budget} in {result['train_seconds']:.0f} s"
               + (" (cached)" if was_cached else ""))
     return result
+
+
+N_JOBS = 2  # worker processes of train_many, one TensorFlow thread each (see the README)
+
+
+def _train_in_worker(build: Callable, config: dict) -> dict:
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() != 1:  # a fresh worker
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    return train(build, **config)
+
+
+def train_many(build: Callable, configs: Sequence[dict], desc: str = "runs",
+               n_jobs: int = N_JOBS) -> list[dict]:
+    """[train(build, **config) for config in configs], quietly, with the runs that are not cached
+    yet trained side by side in `n_jobs` worker processes (joblib) with one TensorFlow thread
+    each: small dense networks spend most of a step in per-step overhead, which one process
+    cannot spread over two cores. Results come back in the order of `configs` and are cached as
+    `train()` caches them, so a warm rerun starts no worker. For the CNNs it does not pay (their
+    convolutions already keep both cores busy) and they train in the notebook's process."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    configs = [dict(config, verbose=False) for config in configs]
+    todo = [i for i, config in enumerate(configs) if not train(build, **config, cache="peek")]
+    results = dict.fromkeys(range(len(configs)))
+    if todo:
+        runs = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_train_in_worker)(build, configs[i]) for i in todo)
+        for result, i in zip(tqdm(runs, total=len(todo), desc=desc, mininterval=10, ncols=80),
+                             todo, strict=True):
+            results[i] = result
+    return [results[i] if results[i] is not None else train(build, **configs[i])
+            for i in range(len(configs))]
 
 
 # =================================================================================================
@@ -1151,6 +1212,41 @@ def add_noise(images: np.ndarray, sigma: float, seed: int = SEED) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     noise = np.random.default_rng(seed).normal(0.0, sigma, size=x.shape).astype(np.float32)
     return np.clip(x + noise, 0.0, 1.0)
+
+
+PERTURBATIONS = {"shift": shift_images, "rotation": rotate_images, "noise": add_noise}
+
+
+def _perturbed_accuracy_impl(build: Callable, build_source: str, build_kwargs: dict,
+                             weights: list, images: np.ndarray, labels: np.ndarray,
+                             perturbation: str, perturbation_source: str, levels: tuple,
+                             flat: bool) -> list[float]:
+    model = build(**build_kwargs)
+    model.set_weights(weights)
+    accuracies = []
+    for level in levels:
+        x = PERTURBATIONS[perturbation](images, level)
+        x = x.reshape(len(x), -1) if flat else x
+        pred = model.predict(x, batch_size=1000, verbose=0).argmax(1)
+        accuracies.append(float((pred == labels).mean()))
+    return accuracies
+
+
+def perturbed_accuracy(build: Callable, result: dict, images: np.ndarray, labels: np.ndarray,
+                       perturbation: str, levels: Sequence[float], flat: bool = False,
+                       ) -> list[float]:
+    """Test accuracy of the model of a `train()` result (rebuilt with `build`) on `images`
+    perturbed at each of `levels` by PERTURBATIONS[perturbation] (shift in pixels, rotation in
+    degrees, noise sigma); `flat` feeds the images as vectors. Cached on disk like `train()`,
+    keyed by the builder's and the perturbation's source, the weights, the images and levels, so
+    a warm rerun predicts nothing."""
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, "
+                         f"not {perturbation!r}")
+    func = memory().cache(_perturbed_accuracy_impl, ignore=["build"])
+    return func(build, builder_source(build), result["build_kwargs"], result["weights"],
+                np.asarray(images), np.asarray(labels), perturbation,
+                builder_source(PERTURBATIONS[perturbation]), tuple(levels), flat)
 
 
 def count_macs(model) -> int:
