@@ -580,14 +580,15 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
     if settings["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=settings["patience"], restore_best_weights=True))
+    train_data = _pipeline(*fit_data["train"], batch_size, shuffle=True, repeat=bool(steps))
     start = time.perf_counter()
     if steps:  # a step budget: "epochs" of `chunk` steps that continue one shuffled stream
-        history = model.fit(*fit_data["train"], epochs=steps // chunk, steps_per_epoch=chunk,
-                            batch_size=batch_size, callbacks=callbacks, verbose=0)
+        history = model.fit(train_data, epochs=steps // chunk, steps_per_epoch=chunk,
+                            shuffle=False, callbacks=callbacks, verbose=0)
     else:
-        history = model.fit(*fit_data["train"], validation_data=fit_data["val"],
-                            epochs=settings["epochs"], batch_size=batch_size,
-                            callbacks=callbacks, verbose=0)
+        history = model.fit(train_data, validation_data=_pipeline(*fit_data["val"], batch_size),
+                            epochs=settings["epochs"], shuffle=False, callbacks=callbacks,
+                            verbose=0)
     train_seconds = time.perf_counter() - start - recorder.eval_seconds
     final = {}
     final["val_loss"], final["val_accuracy"] = _scores(model, *data["val"])
@@ -611,6 +612,27 @@ def _train_impl(build: Callable, build_source: str, build_kwargs: dict, settings
 
 ONE_CYCLE_WARMUP = 0.25  # one-cycle: share of the budget spent warming up ...
 ONE_CYCLE_START = 1 / 25  # ... from this fraction of the peak learning rate (as fastai and PyTorch)
+
+
+TF_DATA_AUTOTUNE = False  # tf.data's autotuning of fit()'s input pipeline (see _pipeline)
+
+
+def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
+              repeat: bool = False):
+    """The tf.data pipeline Keras's fit() builds for in-memory arrays (shuffled when `shuffle`:
+    the same batches in the same order, so the same results), with tf.data's autotuning off
+    unless TF_DATA_AUTOTUNE: on 2 cores its background thread
+    left about every other fit() idle for 3.5 s before returning (see the README's performance
+    section). `repeat` makes it one endless stream, for step budgets."""
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    data = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=shuffle).get_tf_dataset()
+    data = data.repeat() if repeat else data.apply(
+        tf.data.experimental.assert_cardinality(-(-len(y) // batch_size)))
+    options = tf.data.Options()
+    options.autotune.enabled = TF_DATA_AUTOTUNE
+    return data.with_options(options)
 
 
 def _schedule(name: str | None, peak: float, total_steps: int):
@@ -929,9 +951,14 @@ def train(build: Callable, *, seed: int, batch_size: int, epochs: int | None = N
 N_JOBS = 2  # worker processes of train_many, one TensorFlow thread each (see the README)
 
 
-def _train_in_worker(build: Callable, config: dict) -> dict:
+def _train_in_worker(build: Callable, config: dict, cache_dir: Path) -> dict:
     import tensorflow as tf
 
+    global CACHE
+    if CACHE != cache_dir:  # the caller's cache, where it is not the project's (a test's)
+        CACHE = cache_dir
+        memory.cache_clear()
+        _train_cached.cache_clear()
     if tf.config.threading.get_intra_op_parallelism_threads() != 1:  # a fresh worker
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -941,23 +968,23 @@ def _train_in_worker(build: Callable, config: dict) -> dict:
 def train_many(build: Callable, configs: Sequence[dict], desc: str = "runs",
                n_jobs: int = N_JOBS) -> list[dict]:
     """[train(build, **config) for config in configs], quietly, with the runs that are not cached
-    yet trained side by side in `n_jobs` worker processes (joblib) with one TensorFlow thread
+    yet trained side by side in `n_jobs` worker processes (loky) with one TensorFlow thread
     each: small dense networks spend most of a step in per-step overhead, which one process
     cannot spread over two cores. Results come back in the order of `configs` and are cached as
     `train()` caches them, so a warm rerun starts no worker. For the CNNs it does not pay (their
     convolutions already keep both cores busy) and they train in the notebook's process."""
-    from joblib import Parallel, delayed
+    from joblib.externals.loky import get_reusable_executor
     from tqdm import tqdm
 
     configs = [dict(config, verbose=False) for config in configs]
     todo = [i for i, config in enumerate(configs) if not train(build, **config, cache="peek")]
     results = dict.fromkeys(range(len(configs)))
-    if todo:
-        runs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_train_in_worker)(build, configs[i]) for i in todo)
-        for result, i in zip(tqdm(runs, total=len(todo), desc=desc, mininterval=10, ncols=80),
-                             todo, strict=True):
-            results[i] = result
+    if todo:  # worker processes even for n_jobs=1, so a run never depends on n_jobs
+        executor = get_reusable_executor(max_workers=n_jobs)
+        futures = [executor.submit(_train_in_worker, build, configs[i], CACHE) for i in todo]
+        for i, future in zip(todo, tqdm(futures, desc=desc, mininterval=10, ncols=80),
+                             strict=True):
+            results[i] = future.result()
     return [results[i] if results[i] is not None else train(build, **configs[i])
             for i in range(len(configs))]
 

@@ -409,3 +409,110 @@ def test_validation_inside_fit_is_not_training_time(fresh_cache, monkeypatch):
     r = helpers.train(build_tiny, cache=False, **SETTINGS)
     assert slow_validation["calls"] == 2  # one validation per epoch
     assert r["train_seconds"] < 1.5  # the two seconds of "validation" are not counted
+
+
+def test_builder_source_accepts_functions_that_call_modules_imported_at_the_top():
+    # np.clip(...) in a module compiles differently from the same source compiled alone.
+    for func in (helpers.shift_images, helpers.rotate_images, helpers.add_noise,
+                 helpers.mnist_split, helpers.conv_net):
+        assert helpers.builder_source(func).startswith(f"def {func.__name__}(")
+
+
+def test_perturbed_accuracy_scores_the_perturbed_test_set_and_is_cached(fresh_cache, monkeypatch):
+    import keras
+
+    r = helpers.train(build_tiny, **SETTINGS)
+    x, y = helpers.mnist_split()["test"]
+    x, y = x[:500], y[:500]
+    levels = [0.0, 0.5]
+    accuracy = helpers.perturbed_accuracy(build_tiny, r, x, y, "noise", levels, flat=True)
+    model = helpers.rebuild(build_tiny, r)
+    for level, a in zip(levels, accuracy, strict=True):
+        pred = model.predict(helpers.add_noise(x, level).reshape(len(x), -1), verbose=0).argmax(1)
+        assert a == pytest.approx(float((pred == y).mean()))
+    assert accuracy[0] == pytest.approx(float((r["test_proba"][:500].argmax(1) == y).mean()))
+    assert accuracy[1] < accuracy[0]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("predicted again: the cache was not used")
+
+    monkeypatch.setattr(keras.Model, "predict", refuse)
+    assert helpers.perturbed_accuracy(build_tiny, r, x, y, "noise", levels, flat=True) == accuracy
+    with pytest.raises(AssertionError, match="predicted again"):  # other levels: a new entry
+        helpers.perturbed_accuracy(build_tiny, r, x, y, "noise", [0.3], flat=True)
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        helpers.perturbed_accuracy(build_tiny, r, x, y, "blur", levels, flat=True)
+
+
+TINY_SWEEP = [{"hidden": (8,), "seed": s, "batch_size": 32, "steps": 16, "snapshots": (16,),
+               "optimizer": "sgd", "learning_rate": lr, "n_train": 512}
+              for s, lr in [(1, 0.05), (2, 0.05), (1, 0.2)]]
+
+
+def test_train_many_returns_runs_in_order_and_caches_them(fresh_cache):
+    runs = helpers.train_many(helpers.dense_net, TINY_SWEEP)
+    assert [(r["seed"], r["learning_rate"]) for r in runs] == [
+        (c["seed"], c["learning_rate"]) for c in TINY_SWEEP]
+    assert not any(r["cached"] for r in runs)
+    assert all(helpers.train(helpers.dense_net, **c, cache="peek") for c in TINY_SWEEP)
+    again = helpers.train_many(helpers.dense_net, TINY_SWEEP)  # from the cache, no worker
+    assert all(r["cached"] for r in again)
+    for a, b in zip(runs, again, strict=True):
+        assert a["test_accuracy"] == b["test_accuracy"]
+
+
+def test_train_many_gives_the_same_runs_whatever_the_number_of_workers(tmp_path, monkeypatch):
+    weights = {}
+    for n_jobs in (1, 2):
+        monkeypatch.setattr(helpers, "CACHE", tmp_path / str(n_jobs))
+        helpers.memory.cache_clear()
+        helpers._train_cached.cache_clear()
+        weights[n_jobs] = [r["weights"] for r in helpers.train_many(
+            helpers.dense_net, TINY_SWEEP, n_jobs=n_jobs)]
+    helpers.memory.cache_clear()
+    helpers._train_cached.cache_clear()
+    for a, b in zip(weights[1], weights[2], strict=True):  # one TensorFlow thread per worker
+        for wa, wb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+
+
+def test_input_pipeline_gives_each_image_once_per_pass():
+    x = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    y = np.arange(10)
+    helpers.set_seed(0)
+    data = helpers._pipeline(x, y, batch_size=4, shuffle=True)
+    assert data.cardinality().numpy() == 3  # Keras sees the epoch's length
+    batches = [b[1].numpy() for b in data]
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(np.concatenate(batches)) == list(range(10))
+    assert np.concatenate(batches).tolist() != list(range(10))  # shuffled
+    stream = helpers._pipeline(x, y, batch_size=5, shuffle=True, repeat=True)
+    ys = [b[1].numpy() for b in stream.take(4)]  # whole batches, one pass after another
+    assert sorted(np.concatenate(ys[:2])) == sorted(np.concatenate(ys[2:])) == list(range(10))
+    assert [b[1].numpy().tolist() for b in helpers._pipeline(x, y, 4)] == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # no shuffle: in order (validation)
+
+
+def test_input_pipeline_trains_exactly_as_fit_on_arrays():
+    x, y = helpers.mnist_split(flatten=True, n_train=600)["train"]
+    weights = []
+    for arrays in (True, False):
+        helpers.set_seed(1)  # before the pipeline: its shuffle takes the seed
+        data, kwargs = (((x, y), {"batch_size": 64}) if arrays else
+                        ((helpers._pipeline(x, y, 64, shuffle=True),), {"shuffle": False}))
+        model = build_tiny()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(*data, epochs=2, verbose=0, **kwargs)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tf_data_autotuning_changes_speed_not_results(fresh_cache, monkeypatch):
+    runs = {}
+    for auto in (True, False):
+        monkeypatch.setattr(helpers, "TF_DATA_AUTOTUNE", auto)
+        runs[auto] = helpers.train(build_tiny, cache=False, **SETTINGS)
+    for a, b in zip(runs[True]["weights"], runs[False]["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert runs[True]["history"] == runs[False]["history"]
