@@ -172,6 +172,27 @@ def markdown_table(record: dict, baseline: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def report_table(record: dict, baseline: dict) -> str:
+    """The README's `make report` table: total and per-notebook wall time with a cold and a warm
+    cache, before issue 7's speed-ups (`baseline`) and after (`record`), and after ÷ before."""
+    chapters = sorted(baseline["notebooks"]["cold"]["notebook_seconds"])
+    head = ["cache", "", "make report"] + [f"chapter {name[:2]}" for name in chapters]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for cache in ("cold", "warm"):
+        runs = {"before": baseline["notebooks"][cache], "after": record["notebooks"][cache]}
+        for label, run in runs.items():
+            cells = [cache if label == "before" else "", label,
+                     f"{run['make_report_seconds']:,.0f} s"]
+            cells += [f"{run['notebook_seconds'][name]:,.0f} s" for name in chapters]
+            lines.append("| " + " | ".join(cells) + " |")
+        ratio = [runs["after"]["make_report_seconds"] / runs["before"]["make_report_seconds"]]
+        ratio += [runs["after"]["notebook_seconds"][name] / runs["before"]["notebook_seconds"][name]
+                  for name in chapters]
+        lines.append("| " + " | ".join(["", "after ÷ before"] + [f"{r:.2f}" for r in ratio])
+                     + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=helpers.pick(3, 1))

@@ -33,9 +33,25 @@ def test_training_compares_the_helper_with_plain_fit(monkeypatch):
     assert row["ratio_helper_to_plain"]["median"] > 0 and row["helper_gflops"] > 0
 
 
-def test_readme_shows_the_committed_bench_table():
-    def committed(name):
-        return json.loads((helpers.COMMITTED_RESULTS / f"{name}.json").read_text())["results"]
+def committed(name):
+    return json.loads((helpers.COMMITTED_RESULTS / f"{name}.json").read_text())["results"]
 
+
+def test_readme_shows_the_committed_bench_table():
     table = bench.markdown_table(committed("bench"), committed("bench_baseline"))
     assert table in (helpers.ROOT / "README.md").read_text()
+
+
+def test_report_table_gives_before_after_and_their_ratio():
+    def run(total, chapter):
+        return {"make_report_seconds": total, "notebook_seconds": {"01_a": chapter, "02_b": 10}}
+
+    before = {"notebooks": {"cold": run(1000, 400), "warm": run(100, 40)}}
+    after = {"notebooks": {"cold": run(500, 100), "warm": run(100, 50)}}
+    lines = bench.report_table(after, before).splitlines()
+    assert lines[0] == "| cache |  | make report | chapter 01 | chapter 02 |"
+    assert lines[2:5] == ["| cold | before | 1,000 s | 400 s | 10 s |",
+                          "|  | after | 500 s | 100 s | 10 s |",
+                          "|  | after ÷ before | 0.50 | 0.25 | 1.00 |"]
+    assert lines[-1] == "|  | after ÷ before | 1.00 | 1.25 | 1.00 |"
+
