@@ -55,3 +55,7 @@ def test_report_table_gives_before_after_and_their_ratio():
                           "|  | after ÷ before | 0.50 | 0.25 | 1.00 |"]
     assert lines[-1] == "|  | after ÷ before | 1.00 | 1.25 | 1.00 |"
 
+
+def test_readme_shows_make_report_before_and_after():
+    table = bench.report_table(committed("bench"), committed("bench_baseline"))
+    assert table in (helpers.ROOT / "README.md").read_text()
