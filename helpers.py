@@ -621,9 +621,9 @@ def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = Fal
               repeat: bool = False):
     """The tf.data pipeline Keras's fit() builds for in-memory arrays (shuffled when `shuffle`:
     the same batches in the same order, so the same results), with tf.data's autotuning off
-    unless TF_DATA_AUTOTUNE: on 2 cores its background thread
-    left about every other fit() idle for 3.5 s before returning (see the README's performance
-    section). `repeat` makes it one endless stream, for step budgets."""
+    unless TF_DATA_AUTOTUNE: on 2 cores it left about every other fit() idle for 3.5 s before
+    returning (see the README's performance section). `repeat` makes it one endless stream, for
+    step budgets."""
     import tensorflow as tf
     from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 
@@ -1248,8 +1248,7 @@ def _perturbed_accuracy_impl(build: Callable, build_source: str, build_kwargs: d
                              weights: list, images: np.ndarray, labels: np.ndarray,
                              perturbation: str, perturbation_source: str, levels: tuple,
                              flat: bool) -> list[float]:
-    model = build(**build_kwargs)
-    model.set_weights(weights)
+    model = rebuild(build, {"build_kwargs": build_kwargs, "weights": weights})
     accuracies = []
     for level in levels:
         x = PERTURBATIONS[perturbation](images, level)
