@@ -1,17 +1,21 @@
 # MNIST report: `make report` builds everything, `make test` checks everything.
 # Both create the virtual environment they need first (idempotent).
+# ACCEL=cuda (e.g. `make setup ACCEL=cuda`) installs TensorFlow's GPU build, tensorflow[and-cuda],
+# at the version requirements.txt pins, instead of tensorflow-cpu; everything else is the same.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+ACCEL  ?= cpu
+STAMP  := $(VENV)/.installed-$(ACCEL)
+REQUIREMENTS := $(VENV)/requirements-$(ACCEL).txt
 KERNEL := mnist-report
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
 .PHONY: help setup data report run html bench bench-notebooks test unit notebooks-test lint lab clean \
-	distclean
+	clean-cache distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,8 +23,20 @@ help:  ## list the targets
 setup: $(STAMP)  ## create .venv with the pinned packages and a Jupyter kernel
 
 $(STAMP): requirements.txt pyproject.toml
+	@case "$(ACCEL)" in cpu|cuda) ;; *) echo "ACCEL must be cpu or cuda, not '$(ACCEL)'"; exit 2;; esac
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	@# cuda: the same pins, with TensorFlow's GPU build in place of tensorflow-cpu (Linux x86-64)
+	if [ "$(ACCEL)" = cuda ]; then \
+		sed -e 's/^tensorflow-cpu==\([^;]*\);.*/tensorflow[and-cuda]==\1; sys_platform == "linux" and platform_machine == "x86_64"/' \
+			requirements.txt > $(REQUIREMENTS); \
+		$(BIN)/python -m pip uninstall -y -q tensorflow-cpu || true; \
+	else \
+		cp requirements.txt $(REQUIREMENTS); \
+		if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+			$(BIN)/python -m pip uninstall -y -q tensorflow 2>/dev/null || true; fi; \
+	fi
+	$(BIN)/python -m pip install --disable-pip-version-check -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install --disable-pip-version-check --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
 		--display-name "Python (mnist-report)"
@@ -46,7 +62,7 @@ bench: $(STAMP) data  ## time training (helper vs plain fit), inference, time to
 	MNIST_PROFILE=full $(BIN)/python bench.py
 
 bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted), then warm, per notebook -> results/bench.json
-	$(MAKE) clean
+	$(MAKE) clean-cache
 	@start=$$(date +%s); $(MAKE) report || exit 1; \
 	MNIST_PROFILE=full $(BIN)/python bench.py --notebooks cold --total $$(( $$(date +%s) - start ))
 	@start=$$(date +%s); $(MAKE) report || exit 1; \
@@ -61,15 +77,18 @@ notebooks-test: $(STAMP)
 	MNIST_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
-lint: $(STAMP)  ## ruff over helpers.py, bench.py, tests/ and the notebooks
-	$(BIN)/ruff check helpers.py bench.py conftest.py tests notebooks
+lint: $(STAMP)  ## ruff over mnist_report/, helpers.py, bench.py, tests/ and the notebooks
+	$(BIN)/ruff check mnist_report helpers.py bench.py conftest.py tests notebooks
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
 	$(BIN)/jupyter lab notebooks
 
-clean:  ## remove build outputs and caches (the next report run is cold)
-	rm -rf report .cache .pytest_cache .ruff_cache __pycache__ tests/__pycache__
+clean:  ## remove build outputs and tool caches; keeps the training cache (see clean-cache)
+	rm -rf report .pytest_cache .ruff_cache __pycache__ tests/__pycache__ mnist_report/__pycache__
 	rm -rf "$${MNIST_SMOKE_DIR:-$${TMPDIR:-/tmp}/mnist-report-smoke}"
 
-distclean: clean  ## also remove .venv and data/
+clean-cache:  ## delete the training cache (hours of training: the next report run is cold)
+	rm -rf "$${MNIST_CACHE_DIR:-.cache}"
+
+distclean: clean clean-cache  ## also remove the training cache, .venv and data/
 	rm -rf $(VENV) data

@@ -1,15 +1,19 @@
 """Where the report's time goes on this machine: `make bench` writes results/bench.json.
 
-Training throughput of every kind of model the report trains, through the project's helper
-(`helpers.train`, uncached) and through plain `model.fit` defaults, alternated in one process so
-that both see the same (shared, noisy) machine; inference speed of the MLP and the best CNN; the
-time chapter 04's fastest configuration takes to reach 99 % test accuracy. Every timing is
-repeated (--repeats) and reported as a median with its range.
+Every timing is repeated (--repeats), alternated between the variants it compares so that both
+see the same (shared, noisy) machine, and reported as a median with its range; ratios are paired
+(repeat r of one variant against repeat r of the other). Budgets are in training images, so a
+figure reads on any machine as images per second or seconds per million training images; the
+machine (CPU model and instruction-set flags) is recorded with the results.
 
     python bench.py [--repeats 3] [--skip-slow]
 
-`make bench-notebooks` adds the wall time of every notebook with a cold and a warm cache
-(`python bench.py --notebooks`, after timed `make report` runs; see the Makefile).
+Sections: `training` (every headline model, its recipe read from the chapters' results files,
+through `helpers.train` and through plain `model.fit`), `batch_norm` (the best CNN with
+normalisation on TensorFlow's fused kernel, with Keras's layer as before issue 17, and without
+normalisation), `levers` (steps per call, batch size with the learning rate scaled, one or two
+threads, bfloat16 where the CPU has it), `inference`, `time_to_99`. `make bench-notebooks` adds
+the wall time of every notebook with a cold and a warm cache (`python bench.py --notebooks`).
 """
 
 import argparse
@@ -20,44 +24,55 @@ import numpy as np
 import pandas as pd
 
 import helpers
+from helpers import Net, Recipe
 
-# name: (builder, build kwargs, training kwargs as the chapters use them)
-CNN = {"flatten": False, "batch_size": 128, "schedule": "onecycle", "learning_rate": 3e-3}
-MODELS = {
-    "softmax regression (02)": (helpers.dense_net, {"hidden": ()},
-                                {"batch_size": 512, "learning_rate": 1e-2, "schedule": "cosine"}),
-    "student dense, batch 128 (02, 03)": (helpers.dense_net, {"hidden": (256, 256)},
-                                          {"batch_size": 128, "scale": False}),
-    "MLP 512x512 (02)": (helpers.dense_net, {"hidden": (512, 512), "dropout": 0.3},
-                         {"batch_size": 512, "learning_rate": 3e-3, "schedule": "cosine"}),
-    "sweep net, batch 16 (03)": (helpers.dense_net, {"hidden": (128,)},
-                                 {"batch_size": 16, "optimizer": "sgd", "learning_rate": 0.1,
-                                  "optimizer_config": {"momentum": 0.9}}),
-    "student CNN (04)": (helpers.conv_net, {}, CNN),
-    "narrow CNN (04)": (helpers.conv_net, {"filters": (16, 32), "batch_norm": True,
-                                           "dropout": 0.0}, CNN),
-    "best CNN (04)": (helpers.conv_net, {"batch_norm": True, "convs": (1, 2), "dense": 128}, CNN),
-}
 # images per timed run: enough for a few seconds of training each
 N_IMAGES = {"dense": helpers.pick(full=49_152, smoke=2_048),
             "conv": helpers.pick(full=12_800, smoke=512)}
+# The speed goals of issue 17 (results/bench.json and the README report them against these).
+GOAL_NORMALISED_VS_PLAIN = 0.85
+GOAL_BEST_CNN_AFTER_VS_BEFORE = 1.4
 
 
-def _plain_fit(build, build_kwargs, train_kwargs, x, y) -> float:
-    """Seconds of one epoch of `model.fit` with Keras defaults (Adam, no extras)."""
+def headline_models() -> dict[str, tuple[Net, Recipe]]:
+    """The models the chapters train, as their results files record them (never re-declared)."""
+    dense, cnn = helpers.load_json("02_dense_network"), helpers.load_json("04_cnn")
+    records = {
+        "softmax regression (02)": dense["softmax_regression"]["recipe"],
+        "student dense, batch 128 (02)": dense["student_setting"]["batch128"]["recipe"],
+        "MLP (02)": dense["mlp"]["recipe"],
+        "student CNN (04)": cnn["student_level"]["recipe"],
+        "best CNN (04)": cnn["best_single"]["recipe"],
+    }
+    return {name: helpers.from_headline(record)[:2] for name, record in records.items()}
+
+
+def _kind(net: Net) -> str:
+    return "dense" if net.build is helpers.dense_net else "conv"
+
+
+def _budget(net: Net, recipe: Recipe, n: int | None = None) -> Recipe:
+    """One epoch of n images (N_IMAGES by kind), full-size evaluation sets skipped."""
+    return recipe.replace(epochs=1, steps=None, patience=None, snapshots=(), trace_steps=0,
+                          n_train=n or N_IMAGES[_kind(net)], n_eval=1000)
+
+
+def _helper_ips(net: Net, recipe: Recipe, seed: int = 0) -> float:
+    """Training images per second through helpers.train (uncached; evaluation excluded)."""
+    r = helpers.train(net, recipe, seed, use_cache=False)
+    return r.images_seen / r.train_seconds
+
+
+def _plain_fit_ips(net: Net, recipe: Recipe) -> float:
+    """Training images per second of one epoch of `model.fit` with Keras defaults."""
+    x, y = helpers.mnist_split(flatten=recipe.flatten, n_train=recipe.n_train,
+                               scale=recipe.scale)["train"]
     helpers.set_seed(0)
-    model = build(**build_kwargs)
+    model = net.make()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(x, y, batch_size=train_kwargs["batch_size"], epochs=1, verbose=0)
-    return time.perf_counter() - start
-
-
-def _helper_fit(build, build_kwargs, train_kwargs, n) -> float:
-    """Seconds of one epoch through helpers.train (uncached; evaluation excluded, as it reports)."""
-    result = helpers.train(build, seed=0, epochs=1, n_train=n, cache=False, verbose=False,
-                           **train_kwargs, **build_kwargs)
-    return result["train_seconds"]
+    model.fit(x, y, batch_size=recipe.batch_size, epochs=1, verbose=0)
+    return len(y) / (time.perf_counter() - start)
 
 
 def _summary(values) -> dict:
@@ -66,71 +81,164 @@ def _summary(values) -> dict:
             "max": float(values.max()), "runs": [float(v) for v in values]}
 
 
-def training(repeats: int) -> pd.DataFrame:
+def _alternated(variants: dict, repeats: int) -> dict[str, list[float]]:
+    """{name: [measure() per repeat]} with the order of the variants rotated every repeat, so a
+    drift of the machine's speed hits them alike."""
+    out = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            out[name].append(variants[name]())
+    return out
+
+
+def _throughput(ips: list[float]) -> dict:
+    return {"images_per_s": _summary(ips),
+            "seconds_per_million_images": _summary([1e6 / v for v in ips])}
+
+
+def _ratio(a: list[float], b: list[float]) -> dict:
+    return _summary(np.asarray(a) / np.asarray(b))
+
+
+def training(models: dict[str, tuple[Net, Recipe]], repeats: int) -> list[dict]:
     rows = []
-    for name, (build, build_kwargs, train_kwargs) in MODELS.items():
-        kind = "conv" if build is helpers.conv_net else "dense"
-        n = N_IMAGES[kind]
-        split = helpers.mnist_split(flatten=kind == "dense", n_train=n,
-                                    scale=train_kwargs.get("scale", True))
-        x, y = split["train"]
+    for name, (net, recipe) in models.items():
+        recipe = _budget(net, recipe)
         helpers.set_seed(0)
-        macs = helpers.count_macs(build(**build_kwargs))
-        helper_s, plain_s = [], []
-        for r in range(repeats):  # alternate the order so that drift hits both alike
-            order = ("helper", "plain") if r % 2 == 0 else ("plain", "helper")
-            for which in order:
-                if which == "helper":
-                    helper_s.append(_helper_fit(build, build_kwargs, train_kwargs, n))
-                else:
-                    plain_s.append(_plain_fit(build, build_kwargs, train_kwargs, x, y))
-        helper_ips, plain_ips = n / np.array(helper_s), n / np.array(plain_s)
-        ratio = helper_ips / plain_ips  # paired: repeat r of each ran next to each other
-        rows.append({"model": name, "batch": train_kwargs["batch_size"], "images": n,
-                     "macs_per_image": macs,
-                     "helper_images_per_s": _summary(helper_ips),
-                     "plain_fit_images_per_s": _summary(plain_ips),
-                     "helper_gflops": float(np.median(helper_ips)) * 6 * macs / 1e9,
-                     "ratio_helper_to_plain": _summary(ratio)})
-        print(f"{name:36s} helper {np.median(helper_ips):8.0f} img/s  plain fit "
-              f"{np.median(plain_ips):8.0f} img/s  ratio {np.median(ratio):.2f} "
-              f"({ratio.min():.2f}-{ratio.max():.2f})", flush=True)
+        macs = helpers.count_macs(net.make())
+        runs = _alternated({"helper": lambda: _helper_ips(net, recipe),  # noqa: B023
+                            "plain": lambda: _plain_fit_ips(net, recipe)}, repeats)  # noqa: B023
+        rows.append({"model": name, "net": net.to_dict(), "batch": recipe.batch_size,
+                     "images": recipe.n_train, "macs_per_image": macs,
+                     "helper": _throughput(runs["helper"]),
+                     "plain_fit_images_per_s": _summary(runs["plain"]),
+                     "helper_gflops": float(np.median(runs["helper"])) * 6 * macs / 1e9,
+                     "ratio_helper_to_plain": _ratio(runs["helper"], runs["plain"])})
+        print(f"{name:32s} helper {np.median(runs['helper']):8.0f} img/s  plain fit "
+              f"{np.median(runs['plain']):8.0f} img/s", flush=True)
     return rows
 
 
-def inference() -> dict:
+def batch_norm(net: Net, recipe: Recipe, repeats: int) -> dict:
+    """The best CNN's throughput with its normalisation on the fused kernel (after issue 17),
+    with Keras's BatchNormalization layer (before) and without normalisation (plain)."""
+    recipe = _budget(net, recipe)
+    variants = {"fused": net.replace(batch_norm=True), "keras": net.replace(batch_norm="keras"),
+                "plain": net.replace(batch_norm=False)}
+    runs = _alternated({k: (lambda v=v: _helper_ips(v, recipe)) for k, v in variants.items()},
+                       repeats)
+    out = {"net": net.to_dict(), "batch": recipe.batch_size, "images": recipe.n_train,
+           **{k: _throughput(v) for k, v in runs.items()},
+           "fused_vs_plain": _ratio(runs["fused"], runs["plain"]),
+           "after_vs_before": _ratio(runs["fused"], runs["keras"]),
+           "goals": {"fused_vs_plain": GOAL_NORMALISED_VS_PLAIN,
+                     "after_vs_before": GOAL_BEST_CNN_AFTER_VS_BEFORE}}
+    print(f"batch norm: fused/plain {out['fused_vs_plain']['median']:.2f}, "
+          f"fused/keras {out['after_vs_before']['median']:.2f}", flush=True)
+    return out
+
+
+def _two_runs_side_by_side(net: Net, recipe: Recipe) -> float:
+    """Aggregate images/s of two seeds trained at once in one-thread worker processes."""
+    import tempfile
+
+    previous = helpers.configure(cache=tempfile.mkdtemp(prefix="bench-cache-"))
+    try:
+        start = time.perf_counter()
+        runs = helpers.train_many([(net, recipe, 0), (net, recipe, 1)], n_jobs=2)
+        return sum(r.images_seen for r in runs) / (time.perf_counter() - start)
+    finally:
+        helpers.configure(**previous.as_dict())
+
+
+def _with_precision(policy: str, net: Net, recipe: Recipe, seed: int):
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return helpers.train(net, recipe, seed, use_cache=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def levers(net: Net, recipe: Recipe, repeats: int, precision_seeds: int) -> dict:
+    """What else could speed up the best CNN, measured: steps per call into TensorFlow; batch
+    size with the learning rate scaled alike (throughput only: what it does to accuracy is a
+    question for the chapters); two runs in one-thread processes against one after the other;
+    bfloat16 mixed precision (only on CPUs with AVX512_BF16 or AMX), for speed and for the
+    accuracy of `precision_seeds` seeds."""
+    base = _budget(net, recipe)
+    out = {}
+
+    def with_chunk(k):
+        def measure():
+            previous = helpers.configure(steps_per_execution=k)
+            try:
+                return _helper_ips(net, base)
+            finally:
+                helpers.configure(**previous.as_dict())
+        return measure
+
+    runs = _alternated({f"{k} steps per call": with_chunk(k) for k in (1, 32)}, repeats)
+    out["steps_per_execution"] = {k: _throughput(v) for k, v in runs.items()}
+    scale = {b: base.replace(batch_size=b, learning_rate=base.learning_rate * b / base.batch_size)
+             for b in (base.batch_size, 2 * base.batch_size, 4 * base.batch_size)}
+    runs = _alternated({f"batch {b}": (lambda r=r: _helper_ips(net, r)) for b, r in scale.items()},
+                       repeats)
+    out["batch_size"] = {k: _throughput(v) for k, v in runs.items()}
+    runs = _alternated({"two 1-thread processes at once": lambda: _two_runs_side_by_side(net, base),
+                        "one process, one run after another": lambda: _helper_ips(net, base)},
+                       repeats)
+    out["processes"] = {k: _throughput(v) for k, v in runs.items()}
+    flags = set(helpers.environment_record()["cpu_flags"])
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        runs = _alternated({p: (lambda p=p: _with_precision(p, net, base, 0).images_per_second)
+                            for p in ("float32", "mixed_bfloat16")}, repeats)
+        out["precision"] = {k: _throughput(v) for k, v in runs.items()}
+        out["precision"]["bf16_vs_float32"] = _ratio(runs["mixed_bfloat16"], runs["float32"])
+        if precision_seeds:  # accuracy over seeds at the chapter's own budget
+            acc = {p: [_with_precision(p, net, recipe, s).test_accuracy
+                       for s in range(precision_seeds)] for p in ("float32", "mixed_bfloat16")}
+            diff = np.asarray(acc["mixed_bfloat16"]) - np.asarray(acc["float32"])
+            out["precision"]["test_accuracy"] = {
+                "recipe": recipe.to_dict(), **acc,
+                "paired_difference": dict(zip(("mean", "low", "high"),
+                                              helpers.mean_ci(diff), strict=True))}
+    else:
+        out["precision"] = "not measured: this CPU has neither AVX512_BF16 nor AMX"
+    for name, section in out.items():
+        if isinstance(section, dict):
+            print(name, {k: round(v["images_per_s"]["median"]) for k, v in section.items()
+                         if isinstance(v, dict) and "images_per_s" in v}, flush=True)
+    return out
+
+
+def inference(models: dict[str, tuple[Net, Recipe]]) -> dict:
     x_test = helpers.mnist_split(flatten=False, n_eval=1000)["test"][0]
     out = {}
-    for name in ("MLP 512x512 (02)", "best CNN (04)"):
-        build, build_kwargs, _ = MODELS[name]
+    for name in ("MLP (02)", "best CNN (04)"):
+        net, recipe = models[name]
         helpers.set_seed(0)
-        model = build(**build_kwargs)
-        x = x_test.reshape(len(x_test), -1) if build is helpers.dense_net else x_test
-        out[name] = helpers.inference_speed(model, x, repeats=helpers.pick(30, 5),
+        x = x_test.reshape(len(x_test), -1) if recipe.flatten else x_test
+        out[name] = helpers.inference_speed(net.make(), x, repeats=helpers.pick(30, 5),
                                             batch_repeats=helpers.pick(7, 2))
-        print(f"{name:36s} latency {out[name]['latency_ms']:.2f} ms, "
+        print(f"{name:32s} latency {out[name]['latency_ms']:.2f} ms, "
               f"throughput {out[name]['throughput']:.0f} img/s", flush=True)
     return out
 
 
-def time_to_99(repeats: int) -> dict:
-    """Chapter 04's fastest configuration to 99 % (its recorded recipe), trained afresh."""
-    chapter04 = helpers.load_json("04_cnn")
-    best, fastest = chapter04["best_single"], chapter04["fast_to_99"]["config"]
-    if fastest != f"{best['row']}, {best['epochs']} epochs":
-        raise ValueError(f"chapter 04's fastest configuration to 99 % is {fastest!r}, not its best "
-                         "single model: its recipe is not in results/04_cnn.json to time here")
+def time_to_99(net: Net, recipe: Recipe, repeats: int) -> dict:
+    """Chapter 04's best single model (its recorded recipe), trained afresh per seed."""
     runs = []
     for seed in range(repeats):
-        r = helpers.train(helpers.conv_net, seed=seed, epochs=best["epochs"],
-                          batch_size=best["batch_size"], flatten=False, cache=False,
-                          verbose=False, **best["training"], **best["build_kwargs"])
-        runs.append({"seed": seed, "train_seconds": r["train_seconds"],
-                     "test_accuracy": r["test_accuracy"]})
-        print(f"to 99 %: seed {seed} {r['train_seconds']:.0f} s, test "
-              f"{helpers.fmt_pct(r['test_accuracy'])}", flush=True)
+        r = helpers.train(net, recipe, seed, use_cache=False)
+        runs.append({"seed": seed, "train_seconds": r.train_seconds,
+                     "images_seen": r.images_seen, "test_accuracy": r.test_accuracy})
+        print(f"best CNN: seed {seed} {r.train_seconds:.0f} s, test "
+              f"{helpers.fmt_pct(r.test_accuracy)}", flush=True)
     reached = [r["train_seconds"] for r in runs if r["test_accuracy"] >= 0.99]
-    return {"config": fastest, "runs": runs,
+    return {"net": net.to_dict(), "recipe": recipe.to_dict(), "runs": runs,
             "seconds_to_99": _summary(reached) if reached else None}
 
 
@@ -146,57 +254,61 @@ def notebooks() -> dict:
     return out
 
 
-def markdown_table(record: dict, baseline: dict | None = None) -> str:
-    """The README's performance table: training throughput per model (helper and plain fit,
-    their paired ratio, the helper's effective GFLOP/s), and the helper before the speed-ups of
-    issue 7 when `baseline` (a bench record from before them) is given."""
-    def ips(s):
-        return f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})"
+def _range(s: dict, fmt: str = "{:,.0f}") -> str:
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
-    before = {row["model"]: row for row in (baseline or {}).get("training", [])}
-    head = ["model", "batch", "MACs/image", "helper, images/s"]
-    head += ["helper before, images/s"] if before else []
-    head += ["plain `model.fit`, images/s", "helper ÷ plain fit", "helper GFLOP/s"]
+
+def markdown_table(record: dict) -> str:
+    """The training-throughput table: per model, images/s and seconds per million images
+    through the helper, plain `model.fit`, their paired ratio and the helper's GFLOP/s."""
+    head = ["model", "batch", "MACs/image", "helper, images/s", "s per 10⁶ images",
+            "plain `model.fit`, images/s", "helper ÷ plain fit", "helper GFLOP/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in record["training"]:
-        ratio = row["ratio_helper_to_plain"]
         cells = [row["model"], str(row["batch"]), f"{row['macs_per_image']:,}",
-                 ips(row["helper_images_per_s"])]
-        if before:
-            old = before.get(row["model"])
-            cells.append(ips(old["helper_images_per_s"]) if old else "")
-        cells += [ips(row["plain_fit_images_per_s"]),
-                  f"{ratio['median']:.2f} ({ratio['min']:.2f}–{ratio['max']:.2f})",
-                  f"{row['helper_gflops']:.1f}"]
+                 _range(row["helper"]["images_per_s"]),
+                 _range(row["helper"]["seconds_per_million_images"]),
+                 _range(row["plain_fit_images_per_s"]),
+                 _range(row["ratio_helper_to_plain"], "{:.2f}"), f"{row['helper_gflops']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def report_table(record: dict, baseline: dict) -> str:
-    """The README's `make report` table: total and per-notebook wall time with a cold and a warm
-    cache, before issue 7's speed-ups (`baseline`) and after (`record`), and after ÷ before."""
-    chapters = sorted(baseline["notebooks"]["cold"]["notebook_seconds"])
-    head = ["cache", "", "make report"] + [f"chapter {name[:2]}" for name in chapters]
+def batch_norm_table(record: dict) -> str:
+    """The best CNN with and without normalisation, and the two ratios against their goals."""
+    bn = record["batch_norm"]
+    lines = ["| best CNN, batch normalisation | images/s | s per 10⁶ images |",
+             "| --- | --- | --- |"]
+    for key, label in (("fused", "fused kernel (now)"), ("keras", "Keras layer (before)"),
+                       ("plain", "none")):
+        lines.append(f"| {label} | {_range(bn[key]['images_per_s'])} | "
+                     f"{_range(bn[key]['seconds_per_million_images'])} |")
+    for key, label in (("fused_vs_plain", "fused ÷ none"), ("after_vs_before", "fused ÷ Keras")):
+        ok = "met" if bn[key]["median"] >= bn["goals"][key] else "not met"
+        lines.append(f"| {label} | {_range(bn[key], '{:.2f}')} | goal ≥ {bn['goals'][key]}: "
+                     f"{ok} |")
+    return "\n".join(lines)
+
+
+def notebook_table(record: dict) -> str:
+    """`make report`'s wall time, cold and warm cache, in total and per chapter (one run each)."""
+    runs = record["notebooks"]
+    chapters = sorted(runs["cold"]["notebook_seconds"])
+    head = ["cache", "make report"] + [f"chapter {name[:2]}" for name in chapters]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for cache in ("cold", "warm"):
-        runs = {"before": baseline["notebooks"][cache], "after": record["notebooks"][cache]}
-        for label, run in runs.items():
-            cells = [cache if label == "before" else "", label,
-                     f"{run['make_report_seconds']:,.0f} s"]
-            cells += [f"{run['notebook_seconds'][name]:,.0f} s" for name in chapters]
-            lines.append("| " + " | ".join(cells) + " |")
-        ratio = [runs["after"]["make_report_seconds"] / runs["before"]["make_report_seconds"]]
-        ratio += [runs["after"]["notebook_seconds"][name] / runs["before"]["notebook_seconds"][name]
-                  for name in chapters]
-        lines.append("| " + " | ".join(["", "after ÷ before"] + [f"{r:.2f}" for r in ratio])
-                     + " |")
+        run = runs[cache]
+        cells = [cache, f"{run['make_report_seconds']:,.0f} s"]
+        cells += [f"{run['notebook_seconds'][name]:,.0f} s" for name in chapters]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=helpers.pick(3, 1))
-    parser.add_argument("--skip-slow", action="store_true", help="leave out the time to 99 %%")
+    parser.add_argument("--skip-slow", action="store_true",
+                        help="leave out the time to 99 %% and the bfloat16 accuracy check")
     parser.add_argument("--notebooks", metavar="LABEL",
                         help="record the notebooks' last execution times under LABEL "
                              "(cold or warm) in results/bench.json, and nothing else")
@@ -210,14 +322,21 @@ def main() -> None:
         record.setdefault("notebooks", {})[args.notebooks] = {
             "make_report_seconds": args.total, "notebook_seconds": notebooks()}
     else:
-        record["training"] = training(args.repeats)
-        record["inference"] = inference()
-        helpers.save_json("bench", record)  # keep what is measured, should the slow part fail
-        if not args.skip_slow and not helpers.SMOKE:
-            record["time_to_99"] = time_to_99(args.repeats)
+        models = headline_models()
+        best = models["best CNN (04)"]
+        record["training"] = training(models, args.repeats)
+        record["batch_norm"] = batch_norm(*best, args.repeats)
+        helpers.save_json("bench", record)  # keep what is measured, should a later part fail
+        slow = not args.skip_slow and not helpers.SMOKE
+        record["levers"] = levers(*best, args.repeats, precision_seeds=3 if slow else 0)
+        record["inference"] = inference(models)
+        helpers.save_json("bench", record)
+        if slow:
+            record["time_to_99"] = time_to_99(*best, args.repeats)
     print("Wrote", helpers.save_json("bench", record))
     if "training" in record:
         print(markdown_table(record))
+        print(batch_norm_table(record))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""bench.py: its summaries, its notebook timings and one tiny training comparison."""
+"""bench.py: its summaries, its notebook timings, and tiny versions of its comparisons."""
 
 import json
 
@@ -6,11 +6,23 @@ import pytest
 
 import bench
 import helpers
+from helpers import Net, Recipe
+
+TINY_DENSE = {"softmax": (Net(helpers.dense_net, hidden=()), Recipe(batch_size=128, epochs=3))}
+TINY_CNN = (Net(helpers.conv_net, filters=(4, 8), batch_norm=True, dense=8),
+            Recipe(batch_size=64, epochs=3, flatten=False, schedule="onecycle"))
 
 
 def test_summary_gives_median_and_range():
     s = bench._summary([3.0, 1.0, 2.0])
     assert s == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": [3.0, 1.0, 2.0]}
+
+
+def test_alternated_rotates_the_order_of_the_variants():
+    calls = []
+    runs = bench._alternated({"a": lambda: calls.append("a") or 1.0,
+                              "b": lambda: calls.append("b") or 2.0}, repeats=3)
+    assert calls == ["a", "b", "b", "a", "a", "b"] and runs == {"a": [1.0] * 3, "b": [2.0] * 3}
 
 
 def test_notebook_times_come_from_the_cells_execution_stamps(tmp_path, monkeypatch):
@@ -23,39 +35,34 @@ def test_notebook_times_come_from_the_cells_execution_stamps(tmp_path, monkeypat
     assert bench.notebooks() == {"01_demo": pytest.approx(90.5), "02_blank": None}
 
 
-def test_training_compares_the_helper_with_plain_fit(monkeypatch):
-    monkeypatch.setattr(bench, "MODELS", {"softmax": bench.MODELS["softmax regression (02)"]})
-    monkeypatch.setattr(bench, "N_IMAGES", {"dense": 1024, "conv": 256})
-    (row,) = bench.training(repeats=2)
-    assert row["images"] == 1024 and row["macs_per_image"] == 7840
-    assert len(row["helper_images_per_s"]["runs"]) == 2
+def test_training_compares_the_helper_with_plain_fit():
+    (row,) = bench.training(TINY_DENSE, repeats=2)
+    assert row["images"] == bench.N_IMAGES["dense"] and row["macs_per_image"] == 7840
+    assert len(row["helper"]["images_per_s"]["runs"]) == 2
     assert len(row["plain_fit_images_per_s"]["runs"]) == 2
-    assert row["ratio_helper_to_plain"]["median"] > 0 and row["helper_gflops"] > 0
+    ips, spm = row["helper"]["images_per_s"]["median"], row["helper"][
+        "seconds_per_million_images"]["median"]
+    assert spm == pytest.approx(1e6 / ips, rel=0.5) and row["helper_gflops"] > 0
+    assert row["net"] == {"builder": "dense_net", "arch": {"hidden": []}}
+    assert "| softmax | 128 | 7,840 |" in bench.markdown_table({"training": [row]})
+
+
+def test_batch_norm_compares_fused_keras_and_no_normalisation():
+    out = bench.batch_norm(*TINY_CNN, repeats=1)
+    assert {"fused", "keras", "plain"} <= set(out)
+    assert out["fused_vs_plain"]["median"] == pytest.approx(
+        out["fused"]["images_per_s"]["median"] / out["plain"]["images_per_s"]["median"])
+    table = bench.batch_norm_table({"batch_norm": out})
+    assert "| fused ÷ Keras |" in table and "goal ≥ 1.4" in table
 
 
 def committed(name):
     return json.loads((helpers.COMMITTED_RESULTS / f"{name}.json").read_text())["results"]
 
 
-def test_readme_shows_the_committed_bench_table():
-    table = bench.markdown_table(committed("bench"), committed("bench_baseline"))
-    assert table in (helpers.ROOT / "README.md").read_text()
-
-
-def test_report_table_gives_before_after_and_their_ratio():
-    def run(total, chapter):
-        return {"make_report_seconds": total, "notebook_seconds": {"01_a": chapter, "02_b": 10}}
-
-    before = {"notebooks": {"cold": run(1000, 400), "warm": run(100, 40)}}
-    after = {"notebooks": {"cold": run(500, 100), "warm": run(100, 50)}}
-    lines = bench.report_table(after, before).splitlines()
-    assert lines[0] == "| cache |  | make report | chapter 01 | chapter 02 |"
-    assert lines[2:5] == ["| cold | before | 1,000 s | 400 s | 10 s |",
-                          "|  | after | 500 s | 100 s | 10 s |",
-                          "|  | after ÷ before | 0.50 | 0.25 | 1.00 |"]
-    assert lines[-1] == "|  | after ÷ before | 1.00 | 1.25 | 1.00 |"
-
-
-def test_readme_shows_make_report_before_and_after():
-    table = bench.report_table(committed("bench"), committed("bench_baseline"))
-    assert table in (helpers.ROOT / "README.md").read_text()
+def test_the_performance_page_shows_the_committed_bench_tables():
+    page = (helpers.ROOT / "docs" / "performance.md").read_text()
+    record = committed("bench")
+    assert bench.markdown_table(record) in page
+    assert bench.batch_norm_table(record) in page
+    assert bench.notebook_table(record) in page

@@ -72,8 +72,8 @@ def test_save_fig_in_smoke_profile_never_touches_figures(tmp_path):
     assert after == before and "99_smoke_probe.png" not in after
 
 
-def test_save_fig_writes_named_png(monkeypatch, tmp_path):
-    monkeypatch.setattr(helpers, "FIGURES", tmp_path / "figs")
+def test_save_fig_writes_named_png(configured, tmp_path):
+    configured(figures=tmp_path / "figs")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     path = helpers.save_fig("01_test_figure.png", fig)
@@ -88,9 +88,8 @@ def test_save_fig_rejects_bad_names(name):
         helpers.save_fig(name)
 
 
-def test_smoke_profile_refuses_to_write_committed_folders(monkeypatch):
-    monkeypatch.setattr(helpers, "FIGURES", helpers.COMMITTED_FIGURES)
-    monkeypatch.setattr(helpers, "RESULTS", helpers.COMMITTED_RESULTS)
+def test_smoke_profile_refuses_to_write_committed_folders(configured):
+    configured(figures=helpers.COMMITTED_FIGURES, results=helpers.COMMITTED_RESULTS)
     with pytest.raises(RuntimeError, match="smoke profile must not write"):
         helpers.save_fig("01_should_not_exist")
     with pytest.raises(RuntimeError, match="smoke profile must not write"):
@@ -98,8 +97,8 @@ def test_smoke_profile_refuses_to_write_committed_folders(monkeypatch):
     assert not (helpers.COMMITTED_FIGURES / "01_should_not_exist.png").exists()
 
 
-def test_save_json_records_results_and_environment(monkeypatch, tmp_path):
-    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+def test_save_json_records_results_and_environment(configured, tmp_path):
+    configured(results=tmp_path)
     path = helpers.save_json("01_probe", {"accuracy": np.float32(0.5), "counts": np.arange(3)})
     payload = json.loads(path.read_text())
     assert payload["results"] == {"accuracy": 0.5, "counts": [0, 1, 2]}
@@ -118,10 +117,10 @@ def test_image_grid_shows_every_image_once():
     plt.close(fig)
 
 
-def test_tables_and_predictions_round_trip(monkeypatch, tmp_path):
+def test_tables_and_predictions_round_trip(configured, tmp_path):
     import pandas as pd
 
-    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+    configured(results=tmp_path)
     table = pd.DataFrame({"model": ["mlp", "mlp"], "seed": [0, 1], "test_accuracy": [0.98, 0.99]})
     helpers.save_table("02_runs", table)
     pd.testing.assert_frame_equal(helpers.load_table("02_runs"), table)
@@ -135,8 +134,8 @@ def test_tables_and_predictions_round_trip(monkeypatch, tmp_path):
         helpers.save_predictions("bad", {"x": proba[:, :5]})
 
 
-def test_missing_results_name_the_notebook_to_run(monkeypatch, tmp_path):
-    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+def test_missing_results_name_the_notebook_to_run(configured, tmp_path):
+    configured(results=tmp_path)
     for load, name in ((helpers.load_json, "02_dense_network"), (helpers.load_table, "02_runs"),
                        (helpers.load_predictions, "02_predictions")):
         with pytest.raises(helpers.MissingResultsError,
@@ -144,22 +143,21 @@ def test_missing_results_name_the_notebook_to_run(monkeypatch, tmp_path):
             load(name)
 
 
-def test_predictions_keep_every_predicted_label(monkeypatch, tmp_path):
-    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+def test_predictions_keep_every_predicted_label(configured, tmp_path):
+    configured(results=tmp_path)
     near_tie = np.full((10000, 10), 0.0, np.float32)
     near_tie[:, 3], near_tie[:, 5] = 0.50003, 0.49997  # equal once rounded to float16
     helpers.save_predictions("02_predictions", {"tie": near_tie})
     assert (helpers.load_predictions("02_predictions")["tie"].argmax(1) == 3).all()
 
 
-def test_require_results_names_every_notebook_to_run_first(monkeypatch, tmp_path):
-    monkeypatch.setattr(helpers, "RESULTS", tmp_path)
+def test_require_results_names_every_notebook_to_run_first(configured, tmp_path):
+    configured(results=tmp_path)
     (tmp_path / "03_batch_size_sweep.json").write_text("{}")
     names = ("02_dense_network.json", "03_batch_size_sweep.json", "04_cnn.json", "04_runs.csv")
     with pytest.raises(helpers.MissingResultsError, match=r"chapters 02, 04.*notebooks-test") as e:
         helpers.require_results(*names)
-    monkeypatch.setattr(helpers, "SMOKE", False)  # the full profile: `make run` for each
-    monkeypatch.setattr(helpers, "PROFILE", "full")
+    configured(profile="full", results=tmp_path)  # the full profile: `make run` for each
     with pytest.raises(helpers.MissingResultsError, match=r"make run NB=02`, then `make run NB=04"):
         helpers.require_results(*names)
     # In a notebook, IPython shows the message alone instead of a traceback.

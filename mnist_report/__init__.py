@@ -1,0 +1,17 @@
+"""The shared code of the MNIST report, one module per responsibility.
+
+    config     paths, the profile, the cache folder, seeds, the student's numbers; `configure()`
+    data       MNIST (verified by digests), the fixed validation split, perturbed images
+    models     builders (dense_net, conv_net), Net, the fused batch-norm layer, ensembles, MACs
+    training   Recipe, TrainResult, train, train_many; the training path the cache key covers
+    cache      cache keys (code fingerprints) and the on-disk store
+    probes     collapse diagnostics, gradient noise scale, saliency, perturbed accuracy
+    results    results files and the environment record stored with them
+    stats      intervals, tests, calibration, Pareto front, confusion matrices
+    plots      the report's plot style, save_fig, image grids, curves, confusion matrices
+    notebook   the chapters' setup cell
+    report     the HTML export
+
+Heavy libraries (TensorFlow, matplotlib, seaborn, scipy) are imported inside the functions that
+use them, so importing the package stays fast. The notebooks import it through helpers.py.
+"""

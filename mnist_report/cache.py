@@ -1,0 +1,241 @@
+"""The results cache: expensive, deterministic results on disk under a key that covers all the
+code that shapes them.
+
+A key is the SHA-256 of a canonical JSON record (`key_of`). The code part of a record is a
+*fingerprint*: a digest of the normalised bytecode of a function and of everything of this
+project it reaches (functions, classes, and the values of the UPPER_CASE constants it reads), followed
+transitively (`code_fingerprint`). Bytecode, not source text: comments, docstrings, formatting
+and moving code between files leave it unchanged; any change to what the code does changes it.
+
+Entries are joblib pickles under <cache>/<namespace>/<key[:2]>/<key>.joblib (the cache folder
+is `config.settings().cache`, .cache/ by default; `make clean-cache` deletes it).
+"""
+
+from __future__ import annotations
+
+import dis
+import hashlib
+import inspect
+import json
+import os
+import sys
+import types
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import settings
+
+PACKAGE = __name__.rpartition(".")[0]  # "mnist_report"
+# Versions that can change a trained network's numbers; part of every training key.
+KEY_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
+
+
+# ------------------------------------------------------------------------------------------------
+# Code fingerprints
+# ------------------------------------------------------------------------------------------------
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def instructions(code: types.CodeType) -> list[tuple[str, str]]:
+    """The bytecode of `code` as (operation, argument) pairs: no line numbers, jumps by the
+    position of their target instruction, nested functions by name, and the one difference
+    between a call compiled in its module and alone (LOAD_METHOD vs LOAD_ATTR) removed."""
+    listing = list(dis.get_instructions(code))
+    position = {ins.offset: k for k, ins in enumerate(listing)}
+    pairs = []
+    for ins in listing:
+        name = "LOAD_ATTR" if ins.opname == "LOAD_METHOD" else ins.opname
+        if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
+            argument = str(position[ins.argval])
+        elif isinstance(ins.argval, types.CodeType):
+            argument = ins.argval.co_name
+        else:
+            argument = ins.argrepr.removeprefix("NULL + ")
+        pairs.append((name, argument))
+    return pairs
+
+
+def _unwrap(obj: Any) -> Any:
+    return inspect.unwrap(obj) if callable(obj) and hasattr(obj, "__wrapped__") else obj
+
+
+def _ours(obj: Any, homes: set[str]) -> bool:
+    """Code of this project (the package), or of a module the fingerprint started in (a
+    notebook's own builder and what it calls)."""
+    module = getattr(obj, "__module__", None) or ""
+    return module in homes or module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+_SIMPLE = (bool, int, float, str, bytes, type(None))
+
+
+def _simple(value: Any) -> bool:
+    if isinstance(value, tuple | frozenset):
+        return all(_simple(v) for v in value)
+    return isinstance(value, _SIMPLE)
+
+
+def _portable(value: Any) -> str:
+    """A default value as it enters a fingerprint: its repr when simple, else its type (a path
+    default must not make the digest depend on where the project lies)."""
+    return repr(value) if _simple(value) else type(value).__name__
+
+
+def _reached(code: types.CodeType, namespace: dict, homes: set[str]):
+    """What one code object reads from its module: (name, constant repr) pairs, and the
+    project functions and classes it uses (directly, through a module, or in a dict)."""
+    constants, callees = [], []
+
+    def visit(name: str, value: Any) -> None:
+        value = _unwrap(value)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            if _ours(value, homes):
+                callees.append(value)
+        elif inspect.ismodule(value):
+            if value.__name__.startswith(PACKAGE):
+                for attr in code.co_names:
+                    target = _unwrap(getattr(value, attr, None))
+                    if (inspect.isfunction(target) or inspect.isclass(target)) and _ours(
+                            target, homes):
+                        callees.append(target)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{name}[{key!r}]", item)
+                if _simple(item) and name.isupper():
+                    constants.append((f"{name}[{key!r}]", repr(item)))
+        elif _simple(value) and name.isupper():  # a constant (state such as a cached
+            constants.append((name, repr(value)))  # None is not one)
+
+    for name in code.co_names:
+        if name in namespace:
+            visit(name, namespace[name])
+    return constants, callees
+
+
+def code_fingerprint(*roots: Callable) -> str:
+    """A digest of the normalised bytecode of `roots` and of every function and class of this
+    project they reach, with the values of the module-level constants (UPPER_CASE names) they
+    read."""
+    # Entries by qualified name without the module: moving code between files keeps the digest.
+    entries = sorted((name.rpartition(":")[2], entry) for name, entry in _walk(roots).items())
+    text = json.dumps(entries, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_reach(*roots: Callable) -> list[str]:
+    """The qualified names of the functions and classes `code_fingerprint(*roots)` covers."""
+    return sorted(name.replace(":", ".") for name in _walk(roots))
+
+
+def _walk(roots: tuple[Callable, ...]) -> dict[str, list]:
+    homes = {getattr(root, "__module__", "") for root in roots}
+    seen: dict[str, list] = {}
+    todo = [_unwrap(root) for root in roots]
+    while todo:
+        obj = todo.pop()
+        name = f"{obj.__module__}:{obj.__qualname__}"
+        if name in seen:
+            continue
+        namespace = vars(sys.modules[obj.__module__]) if inspect.isclass(obj) else obj.__globals__
+        if inspect.isclass(obj):
+            members = [(k, _unwrap(v)) for k, v in sorted(vars(obj).items())]
+            codes = [v.__code__ for _, v in members if inspect.isfunction(v)]
+            entry: list = [("class", obj.__qualname__, [b.__qualname__ for b in obj.__bases__])]
+            entry += [(k, repr(v)) for k, v in members if _simple(v) and not k.startswith("__")]
+        else:
+            defaults = [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).items()]
+            codes, entry = [obj.__code__], [("defaults", [_portable(v) for v in defaults])]
+        for code in codes:
+            for inner in _code_objects(code):
+                entry.append((inner.co_name, instructions(inner)))
+                constants, callees = _reached(inner, namespace, homes)
+                entry.extend(constants)
+                todo.extend(callees)
+        seen[name] = entry
+    return seen
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys and the store
+# ------------------------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def key_of(record: dict[str, Any]) -> str:
+    """SHA-256 of the record as canonical JSON (sorted keys; tuples and lists alike)."""
+    text = json.dumps(_canonical(record), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def array_digest(*arrays: Any) -> str:
+    """SHA-256 over arrays' dtypes, shapes and bytes (weights, images) for a key."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        for a in array if isinstance(array, list) else [array]:
+            a = np.ascontiguousarray(a)
+            digest.update(f"{a.dtype}{a.shape}".encode())
+            digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _path(namespace: str, key: str) -> Path:
+    return settings().cache / namespace / key[:2] / f"{key}.joblib"
+
+
+def contains(namespace: str, key: str) -> bool:
+    return _path(namespace, key).exists()
+
+
+def load(namespace: str, key: str) -> Any | None:
+    """The stored payload, or None when there is none (or it cannot be read: then it is
+    recomputed and overwritten, never half-used)."""
+    import joblib
+
+    path = _path(namespace, key)
+    if not path.exists():
+        return None
+    try:
+        return joblib.load(path)
+    except Exception:  # a truncated or foreign file: treat as absent
+        return None
+
+
+def store(namespace: str, key: str, payload: Any) -> Path:
+    """Write atomically (a crash never leaves half an entry under the key)."""
+    import joblib
+
+    path = _path(namespace, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    joblib.dump(payload, tmp)
+    os.replace(tmp, path)
+    return path

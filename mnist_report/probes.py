@@ -1,0 +1,115 @@
+"""Probes: what a trained network does. Collapse diagnostics, the gradient noise scale, saliency,
+and accuracy on perturbed test images (cached like training runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import cache
+from .config import SEED
+from .data import PERTURBATIONS
+
+
+def loss_and_gradients(model, x: np.ndarray, y: np.ndarray):
+    """(probabilities, mean cross-entropy, gradients of the trainable weights) on (x, y)."""
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        proba = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, proba))
+    return proba, loss, tape.gradient(loss, model.trainable_variables)
+
+
+def diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """What a collapse looks like from inside, on a probe batch: loss, the gradient's global norm,
+    the first layer's weight and pre-activation scale (root mean square), the fraction of its
+    ReLU units that are zero for every probe image, and the mean top softmax probability."""
+    import keras
+    import tensorflow as tf
+
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    proba, loss, grads = loss_and_gradients(model, x, y)
+    kernel, bias = (w.numpy() for w in first.weights)
+    z = x @ kernel + bias
+    return {"loss": float(loss), "grad_norm": float(tf.linalg.global_norm(grads)),
+            "weight_rms": float(np.sqrt(np.mean(kernel.astype(np.float64) ** 2))),
+            "preact_rms": float(np.sqrt(np.mean(z.astype(np.float64) ** 2))),
+            "dead_fraction": float(np.mean(np.all(z <= 0, axis=0))),
+            "top_probability": float(tf.reduce_mean(tf.reduce_max(proba, axis=1)))}
+
+
+def gradient_noise_scale(model, x: np.ndarray, y: np.ndarray, small: int = 16,
+                         n_small: int = 256, seed: int = SEED) -> dict[str, float]:
+    """The "simple" gradient noise scale B = tr(Sigma) / |G|^2 of McCandlish et al. (2018), which
+    predicts the critical batch size: Sigma is the per-example gradient covariance, G the true
+    gradient. Estimated without per-example gradients from squared gradient norms at two batch
+    sizes (their appendix A): the full (x, y) and `n_small` random batches of `small` images."""
+    import tensorflow as tf
+
+    def squared_norm(xb, yb) -> float:
+        return float(tf.linalg.global_norm(loss_and_gradients(model, xb, yb)[2]) ** 2)
+
+    big = len(y)
+    g2_big = squared_norm(x, y)
+    rng = np.random.default_rng(seed)
+    batches = (rng.choice(big, small, replace=False) for _ in range(n_small))
+    g2_small = float(np.mean([squared_norm(x[i], y[i]) for i in batches]))
+    true_g2 = (big * g2_big - small * g2_small) / (big - small)
+    trace_sigma = (g2_small - g2_big) / (1 / small - 1 / big)
+    return {"noise_scale": trace_sigma / true_g2, "trace_sigma": trace_sigma,
+            "gradient_sq_norm": true_g2}
+
+
+
+def saliency(model, images: np.ndarray) -> np.ndarray:
+    """|d p(predicted class) / d pixel| for each image (Simonyan et al., 2014): which pixels the
+    prediction is most sensitive to. Same shape as `images`."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        proba = model(x, training=False)
+        top = tf.reduce_max(proba, axis=1)
+    return np.abs(tape.gradient(top, x).numpy())
+
+
+
+def _perturbed_accuracy_impl(result, images: np.ndarray, labels: np.ndarray, perturbation: str,
+                             levels: tuple, flat: bool) -> list[float]:
+    model = result.model()
+    accuracies = []
+    for level in levels:
+        x = PERTURBATIONS[perturbation](images, level)
+        x = x.reshape(len(x), -1) if flat else x
+        pred = model.predict(x, batch_size=1000, verbose=0).argmax(1)
+        accuracies.append(float((pred == labels).mean()))
+    return accuracies
+
+
+def perturbed_accuracy(result, images: np.ndarray, labels: np.ndarray, perturbation: str,
+                       levels: Sequence[float], flat: bool = False) -> list[float]:
+    """Test accuracy of a trained run (a training.TrainResult) on `images` perturbed at each of
+    `levels` by data.PERTURBATIONS[perturbation] (shift in pixels, rotation in degrees, noise
+    sigma); `flat` feeds the images as vectors. Cached like a training run, keyed by the code
+    (this function's path, the builder), the builder's arguments, the weights, the images and
+    the levels, so a warm rerun predicts nothing."""
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, "
+                         f"not {perturbation!r}")
+    images, labels = np.asarray(images), np.asarray(labels)
+    key = cache.key_of({
+        "code": cache.code_fingerprint(_perturbed_accuracy_impl, PERTURBATIONS[perturbation]),
+        "builder_code": cache.code_fingerprint(result.net.build), "arch": dict(result.net.kwargs),
+        "weights": cache.array_digest(result.weights), "data": cache.array_digest(images, labels),
+        "perturbation": perturbation, "levels": list(levels), "flat": flat,
+        "packages": cache.package_versions()})
+    accuracies = cache.load("perturbed", key)
+    if accuracies is None:
+        accuracies = _perturbed_accuracy_impl(result, images, labels, perturbation,
+                                              tuple(levels), flat)
+        cache.store("perturbed", key, accuracies)
+    return accuracies

@@ -1,0 +1,108 @@
+"""Statistics: intervals over seeds and over test images, paired tests, calibration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval (mean, low, high); NaN bounds for one value."""
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def seed_summary(runs, by: str | Sequence[str] = "model", metric: str = "test_accuracy",
+                 confidence: float = 0.95):
+    """One row per group of a runs table (as `run_row` builds it): the number of seeds, the mean
+    of `metric` with its Student-t interval over seeds, and the means of the validation accuracy,
+    test loss and training time. Groups keep their order of first appearance."""
+    import pandas as pd
+
+    rows = []
+    for key, group in runs.groupby(by, sort=False):
+        mean, low, high = mean_ci(group[metric], confidence)
+        keys = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip([by] if isinstance(by, str) else by, keys, strict=True)),
+                     "seeds": len(group), metric: mean, f"{metric}_ci_low": low,
+                     f"{metric}_ci_high": high, "val_accuracy": group["val_accuracy"].mean(),
+                     "test_loss": group["test_loss"].mean(), "n_params": group["n_params"].iloc[0],
+                     "train_seconds": group["train_seconds"].mean()})
+    return pd.DataFrame(rows).set_index(by)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion, e.g. an accuracy on 10,000 test images."""
+    from scipy import stats
+
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test on paired per-image correctness of two classifiers."""
+    from scipy import stats
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
+
+
+def calibration(proba: np.ndarray, y_true: np.ndarray, bins: int = 15):
+    """Reliability of the top-class confidence: (table, ECE). The table has one row per
+    equal-width confidence bin that holds predictions (its `confidence` and `accuracy` means and
+    `count`); the expected calibration error is the count-weighted mean |accuracy - confidence|
+    (Guo et al., 2017, with 15 bins)."""
+    import pandas as pd
+
+    proba = np.asarray(proba)
+    confidence, correct = proba.max(1), proba.argmax(1) == np.asarray(y_true)
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    table = (pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct})
+             .groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                 count=("accuracy", "size")))
+    ece = float((table["count"] * (table.accuracy - table.confidence).abs()).sum() / len(proba))
+    return table, ece
+
+
+def pareto_front(cost: Sequence[float], error: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the points no other point beats: none has a cost and an error both at
+    least as low, with one of them strictly lower."""
+    cost, error = np.asarray(cost, float), np.asarray(error, float)
+    beaten = ((cost[None, :] <= cost[:, None]) & (error[None, :] <= error[:, None])
+              & ((cost[None, :] < cost[:, None]) | (error[None, :] < error[:, None])))
+    return ~beaten.any(axis=1)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes (always n_classes x n_classes)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+
+
+def most_confused(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5):
+    """The k most frequent (true, predicted) error pairs as a DataFrame, with each pair's share
+    of all errors and the count of the reverse confusion."""
+    import pandas as pd
+
+    cm = confusion_matrix(y_true, y_pred)
+    errors = cm.sum() - np.trace(cm)
+    rows = [{"true": t, "predicted": p, "count": int(cm[t, p]), "reverse": int(cm[p, t]),
+             "share_of_errors": cm[t, p] / errors if errors else 0.0}
+            for t in range(10) for p in range(10) if t != p]
+    return (pd.DataFrame(rows).sort_values(["count", "true"], ascending=[False, True])
+            .head(k).reset_index(drop=True))
+
+
+def fmt_pct(p: float, digits: int = 2) -> str:
+    """0.9871 -> '98.71 %'."""
+    return f"{100 * p:.{digits}f} %"

@@ -1,0 +1,528 @@
+"""Training: one typed recipe, one typed result, and a cache that never serves a stale result.
+
+    net = Net(conv_net, batch_norm=True)
+    recipe = Recipe(batch_size=128, epochs=3, schedule="onecycle", learning_rate=3e-3,
+                    flatten=False)
+    result = train(net, recipe, seed=0)       # a TrainResult
+    result.test_accuracy, result.images_seen, result.row("best CNN")
+
+The cache key of a run covers the code that shapes it: the training path (this module's
+`_train_impl` and every project function it reaches: the input pipeline, schedules, scoring,
+the recorder, the data split; see `cache.code_fingerprint`), the builder (its own fingerprint),
+the builder's arguments, the recipe's non-default fields, the seed and the versions of
+TensorFlow, Keras and NumPy.
+
+The training path's code enters the key as TRAINING_VERSION while its fingerprint equals
+TRAINING_FINGERPRINT, the one recorded with that version. A change to the code changes the
+fingerprint: until it is recorded, the key carries the new fingerprint itself (so no stale entry
+can be served) and tests/test_cache.py fails. Then decide:
+
+* the change alters results: raise TRAINING_VERSION, then record the new fingerprint;
+* a pure refactor (a rename, a move): record the new fingerprint only, and the cache is kept.
+
+`python -m mnist_report.training` prints the live fingerprint; `--record` records it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import cache
+from .config import configure, log, set_seed, settings
+from .data import mnist_split
+from .models import Net
+from .probes import diagnostics
+from .results import environment_record
+
+TRAINING_VERSION = 1
+TRAINING_FINGERPRINT = "18c0b2da48c3ac82"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
+
+TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
+TRACE_PROBE = 1_000  # training images the per-step diagnostics are computed on
+CURVE_FACTOR = 2 ** 0.5  # step-budget runs record validation metrics at steps growing this fast
+ONE_CYCLE_WARMUP = 0.25  # one-cycle: share of the budget spent warming up ...
+ONE_CYCLE_START = 1 / 25  # ... from this fraction of the peak learning rate (as fastai and PyTorch)
+SCHEDULES = (None, "cosine", "onecycle")
+
+
+# ------------------------------------------------------------------------------------------------
+# The recipe and the result
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a network is trained, separate from what it is (its `Net`).
+
+    Budget: `epochs` (validation after each epoch; optional early stopping on validation
+    accuracy with `patience`, best weights restored) or `steps` (one shuffled stream of whole
+    batches, so the training images must be a multiple of `batch_size`; validation metrics in
+    `curve` at steps growing by CURVE_FACTOR; train/val/test metrics in `snapshots` at the given
+    steps). Optimisation: Keras optimizer `optimizer` with `learning_rate` (the peak of a
+    `schedule`: None, "cosine" or "onecycle") and options `optimizer_config` (e.g. momentum);
+    `label_smoothing` softens the training targets (reported losses are the plain
+    cross-entropy). Data: inputs scaled to [0, 1] unless `scale=False`, flattened unless
+    `flatten=False`; `permute=seed` trains and scores on permuted-pixel MNIST; `n_train` and
+    `n_eval` shorten the training and the validation/test sets (smoke profile).
+    `trace_steps` records per-step diagnostics (see probes.diagnostics) for the first steps.
+
+    Fields left at their default do not enter the cache key, so a new field with a default
+    keeps every cached run.
+    """
+
+    batch_size: int
+    epochs: int | None = None
+    steps: int | None = None
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    optimizer_config: Mapping[str, Any] | None = None
+    schedule: str | None = None
+    label_smoothing: float = 0.0
+    patience: int | None = None
+    scale: bool = True
+    flatten: bool = True
+    permute: int | None = None
+    n_train: int | None = None
+    n_eval: int | None = None
+    snapshots: tuple[int, ...] = ()
+    trace_steps: int = 0
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one budget: epochs=... or steps=...")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+        if self.snapshots and not self.steps:
+            raise ValueError("snapshots need a step budget (steps=...)")
+        object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
+        if self.optimizer_config is not None:
+            object.__setattr__(self, "optimizer_config", dict(self.optimizer_config))
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready (for a chapter's results file)."""
+        out = dataclasses.asdict(self)
+        out["snapshots"] = list(self.snapshots)
+        return out
+
+    def key(self) -> dict[str, Any]:
+        """The fields that differ from their defaults: the recipe's part of a cache key."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)
+                    if f.default is not dataclasses.MISSING}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in defaults or v != _jsonable(defaults[k])}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Recipe:
+        return cls(**{k: tuple(v) if k == "snapshots" else v for k, v in record.items()})
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """One trained run: what was trained, how, its curves, its scores and its cost.
+
+    `train_seconds` is the original run's training time (also when served from the cache;
+    evaluation excluded); `images_seen` the training images it processed (epochs x training
+    images, or steps x batch size), the budget in units that do not depend on the machine.
+    """
+
+    net: Net
+    recipe: Recipe
+    seed: int
+    val_loss: float
+    val_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    n_params: int
+    epochs_run: float
+    steps_run: int
+    images_seen: int
+    steps_per_call: int
+    train_seconds: float
+    final_learning_rate: float
+    diverged_at: int | None
+    history: dict[str, list[float]]
+    curve: list[dict]
+    snapshots: dict[int, dict]
+    trace: list[dict]
+    test_proba: np.ndarray
+    weights: list[np.ndarray]
+    environment: dict[str, Any]
+    cached: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_seen / self.train_seconds if self.train_seconds else float("nan")
+
+    def model(self):
+        """The trained Keras model (rebuilt from the net, with the trained weights)."""
+        model = self.net.make()
+        model.set_weights(self.weights)
+        return model
+
+    def row(self, model: str) -> dict[str, Any]:
+        """One row of a runs table: the label, the seed, the builder and its arguments, the
+        recipe, and every scalar field of the result (derived from the fields, not listed)."""
+        scalars = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if f.name != "cached" and isinstance(getattr(self, f.name), int | float)}
+        scalars.pop("seed")
+        recipe = {k: _cell(v) for k, v in self.recipe.to_dict().items() if k != "snapshots"}
+        return {"model": model, "seed": self.seed, "build": self.net.name,
+                **{k: _cell(v) for k, v in self.net.kwargs.items()}, **recipe,
+                "diverged_at": self.diverged_at, **scalars}
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: sequences as "32x64" ("none" when empty), dicts as JSON."""
+    if isinstance(value, list | tuple):
+        return "x".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# The training path (everything `_train_impl` reaches is in the cache key)
+# ------------------------------------------------------------------------------------------------
+
+
+def _train_impl(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
+    import keras
+
+    set_seed(seed)
+    data = mnist_split(scale=recipe.scale, flatten=recipe.flatten, n_train=recipe.n_train,
+                       permute=recipe.permute, n_eval=recipe.n_eval)
+    model = net.make()
+    n_train, batch_size, steps = len(data["train"][1]), recipe.batch_size, recipe.steps
+    # Up to settings().steps_per_execution steps per call for every budget; validation inside
+    # fit() counts as evaluation, not training time.
+    chunk = _steps_per_call(n_train, batch_size, steps, recipe.snapshots)
+    learning_rate = _schedule(recipe.schedule, recipe.learning_rate,
+                              steps or recipe.epochs * -(-n_train // batch_size))
+    optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": {
+        "learning_rate": learning_rate, **(recipe.optimizer_config or {})}})
+    loss, fit_data = "sparse_categorical_crossentropy", data
+    if recipe.label_smoothing:  # Keras smooths one-hot targets only; scores stay unsmoothed
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        fit_data = {part: (x, keras.utils.to_categorical(y, 10)) for part, (x, y) in data.items()}
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  steps_per_execution=1 if recipe.trace_steps else chunk)
+    recorder = _recorder_class()(data, chunk if steps else None, recipe.snapshots,
+                                 recipe.trace_steps)
+    callbacks = [recorder]
+    if recipe.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=recipe.patience, restore_best_weights=True))
+    train_data = _pipeline(*fit_data["train"], batch_size, shuffle=True, repeat=bool(steps))
+    start = time.perf_counter()
+    if steps:  # a step budget: "epochs" of `chunk` steps that continue one shuffled stream
+        history = model.fit(train_data, epochs=steps // chunk, steps_per_epoch=chunk,
+                            shuffle=False, callbacks=callbacks, verbose=0)
+    else:
+        history = model.fit(train_data, validation_data=_pipeline(*fit_data["val"], batch_size),
+                            epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - start - recorder.eval_seconds
+    val_loss, val_accuracy = _scores(model, *data["val"])
+    test_loss, test_accuracy, proba = _scores(model, *data["test"], with_proba=True)
+    steps_run = int(optimizer.iterations.numpy())
+    epochs_run = steps_run / -(-n_train // batch_size) if steps else len(history.epoch)
+    return {
+        "val_loss": val_loss, "val_accuracy": val_accuracy, "test_loss": test_loss,
+        "test_accuracy": test_accuracy, "n_params": int(model.count_params()),
+        "epochs_run": epochs_run, "steps_run": steps_run,
+        "images_seen": steps_run * batch_size if steps else int(epochs_run) * n_train,
+        "steps_per_call": chunk, "train_seconds": train_seconds,
+        "final_learning_rate": float(optimizer.learning_rate),
+        "diverged_at": recorder.diverged_at,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "curve": recorder.curve, "snapshots": recorder.snapshots, "trace": recorder.trace,
+        "test_proba": proba.astype(np.float32), "weights": model.get_weights(),
+        "environment": environment_record(),
+    }
+
+
+def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
+              repeat: bool = False):
+    """The tf.data pipeline Keras's fit() builds for in-memory arrays (shuffled when `shuffle`:
+    the same batches in the same order, so the same results), with tf.data's autotuning as
+    settings().tf_data_autotune says (off by default). `repeat` makes it one endless stream, for
+    step budgets."""
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    data = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=shuffle).get_tf_dataset()
+    data = data.repeat() if repeat else data.apply(
+        tf.data.experimental.assert_cardinality(-(-len(y) // batch_size)))
+    options = tf.data.Options()
+    options.autotune.enabled = settings().tf_data_autotune
+    return data.with_options(options)
+
+
+def _schedule(name: str | None, peak: float, total_steps: int):
+    """The learning rate (or schedule) for a run of `total_steps` optimiser steps: None keeps it
+    constant; "cosine" decays it to 0 along a half cosine; "onecycle" warms up linearly from
+    peak * ONE_CYCLE_START over the first ONE_CYCLE_WARMUP of the budget, then decays to 0 along a
+    half cosine (Keras's CosineDecay with warm-up; Smith & Topin's one-cycle policy)."""
+    import keras
+
+    if name is None:
+        return peak
+    if name == "cosine":
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps)
+    if name == "onecycle":
+        warm = int(total_steps * ONE_CYCLE_WARMUP)
+        return keras.optimizers.schedules.CosineDecay(
+            peak * ONE_CYCLE_START, decay_steps=total_steps - warm, warmup_target=peak,
+            warmup_steps=warm)
+    raise ValueError(f"unknown schedule {name!r}; use one of {SCHEDULES}")
+
+
+def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
+                    snapshots: Sequence[int]) -> int:
+    """Steps per execution: settings().steps_per_execution for an epoch budget (Keras ends a
+    call early at the end of an epoch); for a step budget, the largest divisor of it that also
+    divides the passes over the data, the budget and every snapshot step, so each lands exactly
+    at the end of a call."""
+    most = settings().steps_per_execution
+    if not steps:
+        return most
+    if n_train % batch_size:
+        raise ValueError(f"a step budget needs whole batches: {n_train} training images are not "
+                         f"a multiple of batch size {batch_size} (choose n_train)")
+    bad = [s for s in snapshots if not 0 < s <= steps]
+    if bad:
+        raise ValueError(f"snapshot steps {bad} are outside the budget of {steps} steps")
+    return math.gcd(most, n_train // batch_size, steps, *snapshots)
+
+
+def _scores(model, x: np.ndarray, y: np.ndarray, with_proba: bool = False) -> tuple:
+    """(loss, accuracy) of a softmax classifier, as `model.evaluate` reports them: Keras computes
+    the cross-entropy from the softmax's logits, so a confident mistake costs its full loss (a
+    loss from clipped probabilities would cap it at -log(1e-7) = 16.1). with_proba=True also
+    returns the class probabilities, from the same forward pass."""
+    import keras
+
+    losses, probas = [], []
+    for i in range(0, len(x), 2500):
+        out = model(x[i:i + 2500], training=False)
+        losses.append(keras.losses.sparse_categorical_crossentropy(y[i:i + 2500], out).numpy())
+        probas.append(out.numpy())
+    proba = np.concatenate(probas)
+    scores = float(np.concatenate(losses).astype(np.float64).mean()), float(
+        (proba.argmax(1) == y).mean())
+    return (*scores, proba) if with_proba else scores
+
+
+def _snapshot(model, data: dict) -> dict[str, float]:
+    """Loss and accuracy on the first TRAIN_PROBE training images, the validation and test sets."""
+    out = {}
+    for part in ("train", "val", "test"):
+        x, y = data[part]
+        n = TRAIN_PROBE if part == "train" else len(y)
+        out[f"{part}_loss"], out[f"{part}_accuracy"] = _scores(model, x[:n], y[:n])
+    return out
+
+
+def _recorder_class():
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        """Records per-step diagnostics for the first `trace_steps` steps; for step budgets,
+        validation metrics at geometrically spaced steps (`curve`) and full snapshots at the
+        requested steps. Stops a run whose loss is no longer finite; otherwise it does not change
+        training. Time spent here is excluded from the training time."""
+
+        def __init__(self, data, chunk, snapshots, trace_steps):
+            super().__init__()
+            self.data, self.chunk, self.trace_steps = data, chunk, trace_steps
+            self.wanted = sorted(snapshots)
+            self.curve, self.snapshots, self.trace = [], {}, []
+            self.eval_seconds, self.next_curve, self.diverged_at = 0.0, 1, None
+            self.probe = tuple(a[:TRACE_PROBE] for a in data["train"])
+
+        def _timed(self, func, *args):
+            start = time.perf_counter()
+            out = func(*args)
+            self.eval_seconds += time.perf_counter() - start
+            return out
+
+        def _steps(self) -> int:
+            return int(self.model.optimizer.iterations.numpy())
+
+        def on_test_begin(self, logs=None):  # validation inside fit() is evaluation time too
+            self.test_start = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.eval_seconds += time.perf_counter() - self.test_start
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+            if self.trace_steps:
+                self.trace.append({"step": 0, **self._timed(diagnostics, self.model, *self.probe)})
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = self._steps()
+            if step <= self.trace_steps:
+                self.trace.append({"step": step,
+                                   **self._timed(diagnostics, self.model, *self.probe)})
+            if not np.isfinite(logs.get("loss", 0.0)):  # diverged: nothing more to learn
+                self.diverged_at = step
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.chunk:
+                return
+            step = self._steps()
+            seconds = time.perf_counter() - self.start - self.eval_seconds
+            if step >= self.next_curve:
+                loss, acc = self._timed(_scores, self.model, *self.data["val"])
+                self.curve.append({"step": step, "train_loss": float(logs["loss"]),
+                                   "val_loss": loss, "val_accuracy": acc, "seconds": seconds})
+                self.next_curve = step * CURVE_FACTOR
+            if step in self.wanted:
+                self.snapshots[step] = {"step": step, "seconds": seconds,
+                                        **self._timed(_snapshot, self.model, self.data)}
+
+        def on_train_end(self, logs=None):  # a diverged run scores as it ended at later budgets
+            for step in self.wanted:
+                if step not in self.snapshots:
+                    self.snapshots[step] = {"step": step, "seconds": float("nan"),
+                                            **_snapshot(self.model, self.data)}
+
+    return Recorder
+
+
+# ------------------------------------------------------------------------------------------------
+# The cache key, train() and train_many()
+# ------------------------------------------------------------------------------------------------
+
+_warned: set[str] = set()
+
+
+def training_fingerprint() -> str:
+    """The live fingerprint of the training path (compare TRAINING_FINGERPRINT)."""
+    return cache.code_fingerprint(_train_impl)
+
+
+def training_code() -> str:
+    """The training path's part of a cache key: "v<TRAINING_VERSION>" while the code is the code
+    recorded with that version; otherwise the live fingerprint, so that code nobody has
+    recorded yet can never be served results of other code."""
+    live = training_fingerprint()
+    if live == TRAINING_FINGERPRINT:
+        return f"v{TRAINING_VERSION}"
+    if live not in _warned:
+        _warned.add(live)
+        log.warning("The training code's fingerprint %s is not the recorded %s: its results are "
+                    "cached apart. Record it in mnist_report/training.py (raising "
+                    "TRAINING_VERSION if results change).", live, TRAINING_FINGERPRINT)
+    return f"v{TRAINING_VERSION}+{live}"
+
+
+def key_record(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
+    """Everything a run's cache key is made of (`cache.key_of` hashes it)."""
+    return {"training": training_code(), "builder": net.name,
+            "builder_code": cache.code_fingerprint(net.build), "arch": dict(net.kwargs),
+            "recipe": recipe.key(), "seed": int(seed), "packages": cache.package_versions()}
+
+
+def run_key(net: Net, recipe: Recipe, seed: int) -> str:
+    return cache.key_of(key_record(net, recipe, seed))
+
+
+def is_cached(net: Net, recipe: Recipe, seed: int) -> bool:
+    """Whether `train(net, recipe, seed)` would be served from the cache."""
+    return cache.contains("train", run_key(net, recipe, seed))
+
+
+def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> TrainResult:
+    """Train `net` by `recipe` from `seed` (or fetch the run from the cache). With
+    use_cache=False it trains afresh and leaves the cache alone (for timing: bench.py)."""
+    if not isinstance(net, Net) or not isinstance(recipe, Recipe):
+        raise TypeError("train(net, recipe, seed) takes a models.Net and a training.Recipe")
+    key = run_key(net, recipe, seed) if use_cache else None
+    payload = cache.load("train", key) if use_cache else None
+    cached = payload is not None
+    if payload is None:
+        payload = _train_impl(net, recipe, seed)
+        if use_cache:
+            cache.store("train", key, payload)
+    return TrainResult(net=net, recipe=recipe, seed=int(seed), cached=cached, **payload)
+
+
+def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> TrainResult:
+    import tensorflow as tf
+
+    configure(**config)  # the caller's settings (its cache folder, its profile)
+    if tf.config.threading.get_intra_op_parallelism_threads() != 1:  # a fresh worker
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    return train(net, recipe, seed)
+
+
+def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
+               n_jobs: int | None = None) -> list[TrainResult]:
+    """[train(net, recipe, seed) for each run], with the runs that are not cached yet trained
+    side by side in `n_jobs` worker processes (loky; settings().n_jobs by default) with one
+    TensorFlow thread each: small dense networks spend most of a step in per-step overhead,
+    which one process cannot spread over two cores. Results come back in order and are cached
+    as `train()` caches them, so a warm rerun starts no worker. For the CNNs it does not pay
+    (their convolutions already keep both cores busy): train them with `train`."""
+    from joblib.externals.loky import get_reusable_executor
+    from tqdm.auto import tqdm
+
+    runs = list(runs)
+    todo = [i for i, run in enumerate(runs) if not is_cached(*run)]
+    results: dict[int, TrainResult] = {}
+    if todo:  # worker processes even for n_jobs=1, so a run never depends on n_jobs
+        executor = get_reusable_executor(max_workers=n_jobs or settings().n_jobs)
+        config = settings().as_dict()
+        futures = [executor.submit(_train_in_worker, *runs[i], config) for i in todo]
+        for i, future in zip(todo, tqdm(futures, desc=desc, mininterval=10, disable=None),
+                             strict=True):
+            results[i] = future.result()
+    return [results[i] if i in results else train(*runs[i]) for i in range(len(runs))]
+
+
+def headline(net: Net, recipe: Recipe, seeds: Sequence[int]) -> dict[str, Any]:
+    """How a headline model was trained, for its chapter's results JSON: later chapters and
+    bench.py rebuild it with `from_headline` instead of declaring it again."""
+    return {"net": net.to_dict(), "recipe": recipe.to_dict(), "seeds": [int(s) for s in seeds]}
+
+
+def from_headline(record: Mapping[str, Any]) -> tuple[Net, Recipe, list[int]]:
+    """(net, recipe, seeds) of a `headline()` record read back from a results file."""
+    return (Net.from_dict(record["net"]), Recipe.from_dict(record["recipe"]),
+            list(record["seeds"]))
+
+
+if __name__ == "__main__":  # `python -m mnist_report.training [--record]`
+    import re
+    import sys
+    from pathlib import Path
+
+    from mnist_report import training as module  # as imported, not as __main__
+
+    live = module.training_fingerprint()
+    print(f"TRAINING_VERSION = {module.TRAINING_VERSION}; fingerprint: live {live}, recorded "
+          f"{module.TRAINING_FINGERPRINT}")
+    if "--record" in sys.argv[1:] and live != module.TRAINING_FINGERPRINT:
+        path = Path(module.__file__)
+        path.write_text(re.sub(r'^TRAINING_FINGERPRINT = "[0-9a-f]*"',
+                               f'TRAINING_FINGERPRINT = "{live}"', path.read_text(), count=1,
+                               flags=re.MULTILINE))
+        print(f"recorded {live} in {path.name}: raise TRAINING_VERSION too if results change")

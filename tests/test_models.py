@@ -1,0 +1,133 @@
+"""The model builders, the fused batch-normalisation layer, ensembles and cost counts."""
+
+import numpy as np
+import pytest
+
+import helpers
+from mnist_report import models
+
+
+@pytest.mark.parametrize("kwargs, params", [
+    ({}, 34_826),  # the Keras example: 320 + 18,496 + 16,010
+    ({"batch_norm": True}, 288 + 128 + 18_432 + 256 + 16_010),
+    ({"filters": (32, 64, 128), "dense": 64}, 320 + 18_496 + 73_856 + 128 * 64 + 64 + 650),
+    ({"convs": 2, "filters": (16, 32)}, 160 + 2_320 + 4_640 + 9_248 + 512 * 10 + 10),
+])
+def test_conv_net_has_the_layers_it_names(kwargs, params):
+    model = helpers.conv_net(**kwargs)
+    assert model.count_params() == params
+    out = model(np.zeros((3, 28, 28, 1), np.float32)).numpy()
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+
+
+def test_conv_net_augments_only_in_training():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = helpers.conv_net(augment=(0.2, 20, 0.1), dropout=0.0)
+    x = helpers.mnist_split(n_train=100)["test"][0][:8]
+    inference = model(x, training=False).numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), inference, atol=1e-6)
+    assert not np.allclose(model(x, training=True).numpy(), inference, atol=1e-4)
+    names = [type(layer).__name__ for layer in model.layers[:3]]
+    assert names == ["RandomTranslation", "RandomRotation", "RandomZoom"]
+
+
+@pytest.mark.parametrize("hidden, dropout, params", [
+    ((), 0.0, 7850),                                   # softmax regression: 784*10 + 10
+    ((32,), 0.0, 784 * 32 + 32 + 32 * 10 + 10),
+    ((512, 512), 0.3, 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10),
+])
+def test_dense_net_has_the_layers_it_names(hidden, dropout, params):
+    import keras
+
+    model = helpers.dense_net(hidden=hidden, dropout=dropout)
+    assert model.count_params() == params
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [*hidden, 10]
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == (
+        len(hidden) if dropout else 0)
+    out = model(np.zeros((3, 784), np.float32)).numpy()
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+
+
+def test_count_macs_of_the_report_models():
+    assert helpers.count_macs(helpers.dense_net((256, 256))) == 784 * 256 + 256 * 256 + 256 * 10
+    assert helpers.count_macs(helpers.dense_net(())) == 7840
+    # Keras example: conv 26x26x(3x3x1)x32, conv 11x11x(3x3x32)x64, dense 1600x10.
+    expected = 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 10
+    assert helpers.count_macs(helpers.conv_net()) == expected
+    bn = helpers.count_macs(helpers.conv_net(batch_norm=True, convs=(1, 2), dense=128))
+    assert bn == expected - 1600 * 10 + 9 * 9 * 9 * 64 * 64 + 1024 * 128 + 128 * 10
+    pair = helpers.ensemble([helpers.conv_net(), helpers.conv_net()])
+    assert helpers.count_macs(pair) == 2 * expected  # an ensemble's members count in full
+
+
+def test_inference_speed_reports_medians_with_their_spread():
+    x = np.zeros((200, 784), np.float32)
+    speed = helpers.inference_speed(helpers.dense_net((32,)), x, batch=100, repeats=5,
+                                    batch_repeats=3)
+    low, high = speed["latency_ms_iqr"]
+    assert 0 < low <= speed["latency_ms"] <= high
+    low, high = speed["throughput_iqr"]
+    assert 0 < low <= speed["throughput"] <= high and speed["batch"] == 100
+
+
+@pytest.mark.parametrize("shape", [(64, 12, 12, 8), (64, 16)])
+def test_fused_batch_norm_computes_what_keras_batch_normalization_computes(shape):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=shape) * 3 + 1).astype(np.float32)
+    fused, reference = models.batch_norm_layer("fused"), models.batch_norm_layer("keras")
+    for layer in (fused, reference):
+        layer.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in reference.get_weights()]
+    weights[3] = np.abs(weights[3]) + 0.5  # a running variance
+    fused.set_weights(weights)
+    reference.set_weights(weights)
+    assert [w.name for w in fused.weights] == [w.name for w in reference.weights]
+    for step in range(3):  # training: batch statistics, and the running ones updated alike
+        np.testing.assert_allclose(fused(x + step, training=True).numpy(),
+                                   reference(x + step, training=True).numpy(), atol=2e-5)
+        for a, b in zip(fused.get_weights(), reference.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused(x, training=False).numpy(),  # inference: running statistics
+                               reference(x, training=False).numpy(), atol=2e-5)
+
+
+def test_fused_batch_norm_gives_keras_gradients():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(1).normal(size=(32, 6, 6, 4)).astype(np.float32))
+    grads = []
+    for kind in ("fused", "keras"):
+        layer = models.batch_norm_layer(kind)
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) ** 3)
+        grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_conv_net_uses_the_fused_layer_and_can_use_keras_layer():
+    names = {kind: [type(layer).__name__ for layer in helpers.conv_net(batch_norm=kind).layers]
+             for kind in (True, "keras")}
+    assert "FusedBatchNorm" in names[True] and "BatchNormalization" in names["keras"]
+    assert helpers.conv_net(batch_norm=True).count_params() == helpers.conv_net(
+        batch_norm="keras").count_params()
+    with pytest.raises(ValueError, match="batch_norm must be"):
+        helpers.conv_net(batch_norm="batch")
+
+
+def test_net_keeps_builder_arguments_apart_and_round_trips_through_json():
+    import json
+
+    net = helpers.Net(helpers.conv_net, filters=[4, 8], batch_norm=True)
+    assert net.kwargs == {"batch_norm": True, "filters": (4, 8)} and net.name == "conv_net"
+    again = helpers.Net.from_dict(json.loads(json.dumps(net.to_dict())))
+    assert again == net and repr(again) == "conv_net(batch_norm=True, filters=(4, 8))"
+    with pytest.raises(TypeError):  # an argument the builder does not take
+        helpers.Net(helpers.conv_net, seed=3)
+    with pytest.raises(ValueError, match="unknown builder"):
+        helpers.Net.from_dict({"builder": "mystery_net", "arch": {}})
