@@ -8,6 +8,7 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 from typing import Any
 
 from mnist_report.cache import (
+    cached,
     code_fingerprint,
 )
 from mnist_report.config import (
@@ -117,7 +118,7 @@ def __getattr__(name: str) -> Any:  # the active settings, read when asked (PEP 
 
 
 __all__ = [
-    "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
+    "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
     "STUDENT", "ProfileError", "configure", "get_profile", "output_dirs", "pick", "set_seed",
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",

@@ -3,9 +3,10 @@ code that shapes them.
 
 A key is the SHA-256 of a canonical JSON record (`key_of`). The code part of a record is a
 *fingerprint*: a digest of the normalised bytecode of a function and of everything of this
-project it reaches (functions, classes, and the values of the UPPER_CASE constants it reads), followed
-transitively (`code_fingerprint`). Bytecode, not source text: comments, docstrings, formatting
-and moving code between files leave it unchanged; any change to what the code does changes it.
+project it reaches (functions, classes, and the values of the UPPER_CASE constants it reads),
+followed transitively (`code_fingerprint`). Bytecode, not source text: comments, docstrings,
+formatting and moving code between files leave it unchanged; any change to what the code does
+changes it.
 
 Entries are joblib pickles under <cache>/<namespace>/<key[:2]>/<key>.joblib (the cache folder
 is `config.settings().cache`, .cache/ by default; `make clean-cache` deletes it).
@@ -197,9 +198,10 @@ def array_digest(*arrays: Any) -> str:
     return digest.hexdigest()
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """The installed versions of KEY_PACKAGES (and `extra`), those present."""
     versions = {}
-    for name in KEY_PACKAGES:
+    for name in (*KEY_PACKAGES, *extra):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -239,3 +241,25 @@ def store(namespace: str, key: str, payload: Any) -> Path:
     joblib.dump(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def cached(func: Callable) -> Callable:
+    """Decorator: cache `func`'s results on disk, keyed by its fingerprint (its code and the
+    project code it reaches), its arguments (joblib.hash) and the package versions. For
+    expensive, deterministic computations in a notebook (chapter 01's t-SNE map)."""
+    import functools
+
+    import joblib
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        key = key_of({"code": code_fingerprint(func), "name": func.__qualname__,
+                      "arguments": joblib.hash((args, sorted(kwargs.items()))),
+                      "packages": package_versions(("scikit-learn", "scipy"))})
+        value = load("cached", key)
+        if value is None:
+            value = func(*args, **kwargs)
+            store("cached", key, value)
+        return value
+
+    return wrapper

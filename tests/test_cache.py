@@ -154,3 +154,22 @@ def test_changing_a_function_of_the_training_path_in_a_copy_changes_the_key(tmp_
         assert _key_in_a_copy(tmp_path, name.replace(" ", "_"), edit) != original, name
     comment = _replace("training.py", "def _scores(", "# a comment\ndef _scores(")
     assert _key_in_a_copy(tmp_path, "comment", comment) == original
+
+
+def test_cached_functions_are_keyed_by_their_code_and_arguments(configured, tmp_path):
+    configured(cache=tmp_path)
+    calls = []
+
+    def square(x, power=2):
+        calls.append(x)
+        return x ** power
+
+    cached = helpers.cached(square)
+    assert cached(3) == 9 and cached(3) == 9 and calls == [3]
+    assert cached(3, power=3) == 27 and calls == [3, 3]
+
+    def square(x, power=2):  # noqa: F811 (the same name, other code)
+        calls.append(x)
+        return x ** power + 0
+
+    assert helpers.cached(square)(3) == 9 and calls == [3, 3, 3]
