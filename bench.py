@@ -334,7 +334,9 @@ def main() -> None:
         if slow:
             record["time_to_99"] = time_to_99(*best, args.repeats)
     print("Wrote", helpers.save_json("bench", record))
-    if "training" in record:
+    if args.notebooks:
+        print(f"make report, {args.notebooks}: {args.total:,.0f} s")
+    else:
         print(markdown_table(record))
         print(batch_norm_table(record))
 
