@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .config import settings
+from .results import jsonable
 
 PACKAGE = __name__.rpartition(".")[0]  # "mnist_report"
 # Versions that can change a trained network's numbers; part of every training key.
@@ -171,19 +172,9 @@ def _walk(roots: tuple[Callable, ...]) -> dict[str, list]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def key_of(record: dict[str, Any]) -> str:
     """SHA-256 of the record as canonical JSON (sorted keys; tuples and lists alike)."""
-    text = json.dumps(_canonical(record), sort_keys=True, default=repr)
+    text = json.dumps(jsonable(record), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

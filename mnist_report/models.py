@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .results import jsonable
+
 
 def _frozen(value: Any) -> Any:
     """Lists (as JSON gives them back) as tuples, so a configuration read from a results file is
@@ -50,7 +52,7 @@ class Net:
         return Net(self.build, **{**self.kwargs, **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"builder": self.name, "arch": {k: _jsonable_arg(v) for k, v in self.kwargs.items()}}
+        return {"builder": self.name, "arch": jsonable(dict(self.kwargs))}
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Net:
@@ -63,10 +65,6 @@ class Net:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.name}({args})"
-
-
-def _jsonable_arg(value: Any) -> Any:
-    return [_jsonable_arg(v) for v in value] if isinstance(value, tuple) else value
 
 
 def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs: int = 784):

@@ -104,11 +104,12 @@ def environment_record() -> dict[str, Any]:
 
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """`value` with dicts keyed by strings, tuples as lists and NumPy values as Python ones."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -119,7 +120,7 @@ def _jsonable(value: Any) -> Any:
 def save_json(name: str, data: dict[str, Any]) -> Path:
     """Write `results/<name>.json` as {"results": data, "environment": environment_record()}."""
     path = check_writable(settings().results / f"{name}.json")
-    payload = {"results": _jsonable(data), "environment": environment_record()}
+    payload = {"results": jsonable(data), "environment": environment_record()}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 

@@ -39,7 +39,7 @@ from .config import configure, log, set_seed, settings
 from .data import mnist_split
 from .models import Net
 from .probes import diagnostics
-from .results import environment_record
+from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
 TRAINING_FINGERPRINT = "18c0b2da48c3ac82"  # of the code below, on Python 3.11 (bytecode differs
@@ -120,15 +120,11 @@ class Recipe:
         defaults = {f.name: f.default for f in dataclasses.fields(self)
                     if f.default is not dataclasses.MISSING}
         return {k: v for k, v in self.to_dict().items()
-                if k not in defaults or v != _jsonable(defaults[k])}
+                if k not in defaults or v != jsonable(defaults[k])}
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Recipe:
         return cls(**{k: tuple(v) if k == "snapshots" else v for k, v in record.items()})
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclasses.dataclass
