@@ -6,7 +6,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-ACCEL  ?= cpu
+# the build installed last (.venv/.installed-cuda after `make setup ACCEL=cuda`) stays the default
+ACCEL  ?= $(if $(wildcard $(VENV)/.installed-cuda),cuda,cpu)
 STAMP  := $(VENV)/.installed-$(ACCEL)
 REQUIREMENTS := $(VENV)/requirements-$(ACCEL).txt
 KERNEL := mnist-report

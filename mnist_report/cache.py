@@ -61,6 +61,8 @@ def instructions(code: types.CodeType) -> list[tuple[str, str]]:
             argument = str(position[ins.argval])
         elif isinstance(ins.argval, types.CodeType):
             argument = ins.argval.co_name
+        elif isinstance(ins.argval, frozenset):  # a set literal: its order follows the hash seed
+            argument = repr(sorted(map(repr, ins.argval)))
         else:
             argument = ins.argrepr.removeprefix("NULL + ")
         pairs.append((name, argument))
@@ -87,10 +89,26 @@ def _simple(value: Any) -> bool:
     return isinstance(value, _SIMPLE)
 
 
-def _portable(value: Any) -> str:
-    """A default value as it enters a fingerprint: its repr when simple, else its type (a path
-    default must not make the digest depend on where the project lies)."""
-    return repr(value) if _simple(value) else type(value).__name__
+def _describe(value: Any, homes: set[str], callees: list, depth: int = 0) -> Any:
+    """How a value (a constant, a default, a closure's cell) enters a fingerprint: simple values
+    by their repr, containers item by item, this project's functions and classes by name (and
+    walked), anything else by its type alone (a path must not make the digest depend on where
+    the project lies)."""
+    value = _unwrap(value)
+    if _simple(value):
+        return repr(value)
+    if inspect.isfunction(value) or inspect.isclass(value):
+        if _ours(value, homes):
+            callees.append(value)
+        return f"<{getattr(value, '__module__', '')}.{value.__qualname__}>"
+    if depth < 6 and isinstance(value, list | tuple | set | frozenset | dict):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        described = [(repr(k) if isinstance(value, dict) else "", _describe(
+            v, homes, callees, depth + 1)) for k, v in items]
+        if isinstance(value, set | frozenset):
+            described.sort(key=repr)
+        return [type(value).__name__, described]
+    return type(value).__name__
 
 
 def _reached(code: types.CodeType, namespace: dict, homes: set[str]):
@@ -104,19 +122,28 @@ def _reached(code: types.CodeType, namespace: dict, homes: set[str]):
             if _ours(value, homes):
                 callees.append(value)
         elif inspect.ismodule(value):
-            if value.__name__.startswith(PACKAGE):
+            if value.__name__.startswith(PACKAGE):  # names read through the module
                 for attr in code.co_names:
+                    if attr.isupper() and hasattr(value, attr):
+                        constants.append((f"{value.__name__}.{attr}", _describe(
+                            getattr(value, attr), homes, callees)))
+                        continue
                     target = _unwrap(getattr(value, attr, None))
                     if (inspect.isfunction(target) or inspect.isclass(target)) and _ours(
                             target, homes):
                         callees.append(target)
-        elif isinstance(value, dict):
-            for key, item in value.items():
+        elif isinstance(value, dict) and name.isupper() and all(
+                _simple(v) or inspect.isfunction(v) for v in value.values()):
+            for key, item in value.items():  # a table of constants or functions, by entry
                 visit(f"{name}[{key!r}]", item)
-                if _simple(item) and name.isupper():
+                if _simple(item):
                     constants.append((f"{name}[{key!r}]", repr(item)))
-        elif _simple(value) and name.isupper():  # a constant (state such as a cached
-            constants.append((name, repr(value)))  # None is not one)
+        elif _simple(value) and name.isupper():
+            constants.append((name, repr(value)))
+        elif name.isupper():  # a constant of any other kind: its contents
+            constants.append((name, _describe(value, homes, callees)))
+        # lower-case module-level names that are not code are state (a cached setting, a log),
+        # not constants: they do not enter the fingerprint
 
     for name in code.co_names:
         if name in namespace:
@@ -139,6 +166,15 @@ def code_reach(*roots: Callable) -> list[str]:
     return sorted(name.replace(":", ".") for name in _walk(roots))
 
 
+def _member_function(value: Any) -> Any:
+    """A class member as code: a property's getter, a static or class method's function."""
+    if isinstance(value, property):
+        return value.fget
+    if isinstance(value, staticmethod | classmethod):
+        return value.__func__
+    return _unwrap(value)
+
+
 def _walk(roots: tuple[Callable, ...]) -> dict[str, list]:
     homes = {getattr(root, "__module__", "") for root in roots}
     seen: dict[str, list] = {}
@@ -149,14 +185,26 @@ def _walk(roots: tuple[Callable, ...]) -> dict[str, list]:
         if name in seen:
             continue
         namespace = vars(sys.modules[obj.__module__]) if inspect.isclass(obj) else obj.__globals__
+        callees: list = []
         if inspect.isclass(obj):
-            members = [(k, _unwrap(v)) for k, v in sorted(vars(obj).items())]
+            members = [(k, _member_function(v)) for k, v in sorted(vars(obj).items())]
             codes = [v.__code__ for _, v in members if inspect.isfunction(v)]
             entry: list = [("class", obj.__qualname__, [b.__qualname__ for b in obj.__bases__])]
             entry += [(k, repr(v)) for k, v in members if _simple(v) and not k.startswith("__")]
+            entry += [(k, _describe(v, homes, callees)) for k, v in members if not (
+                _simple(v) or k.startswith("__") or inspect.isfunction(v))]
         else:
             defaults = [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).items()]
-            codes, entry = [obj.__code__], [("defaults", [_portable(v) for v in defaults])]
+            codes = [obj.__code__]
+            entry = [("defaults", [_describe(v, homes, callees) for v in defaults])]
+            for cell_name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (),
+                                       strict=True):  # what a closure captured
+                try:
+                    entry.append(("closure", cell_name, _describe(cell.cell_contents, homes,
+                                                                  callees)))
+                except ValueError:  # an empty cell
+                    entry.append(("closure", cell_name, None))
+        todo.extend(callees)
         for code in codes:
             for inner in _code_objects(code):
                 entry.append((inner.co_name, instructions(inner)))

@@ -112,7 +112,8 @@ class Settings:
 def _from_environment() -> Settings:
     profile = get_profile()
     figures, results = output_dirs(profile)
-    cache = Path(os.environ.get("MNIST_CACHE_DIR") or ROOT / ".cache").resolve()
+    cache = ROOT / (os.environ.get("MNIST_CACHE_DIR") or ".cache")  # relative: to the root
+    cache = cache.resolve()
     return Settings(profile=profile, figures=figures, results=results, cache=cache)
 
 

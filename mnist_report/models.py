@@ -99,29 +99,34 @@ def _fused_batch_norm_class():
         with the same weights in the same order, but one fused op for the moments and the
         normalisation (and one for its gradient) instead of Keras 3's separate ops, which made
         batch normalisation the most expensive layer of the CNNs on these CPUs. Dense inputs
-        (batch, units) are normalised as (batch, 1, 1, units).
+        (batch, units) are normalised as (batch, 1, 1, units). As Keras's layer, it runs in
+        inference mode (running statistics, none updated) when it is frozen (trainable=False),
+        and keeps its statistics in float32 under a mixed-precision policy.
         """
 
         def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
                      **kwargs):
-            # statistics in float32 also under a mixed-precision policy, as Keras's own layer
-            super().__init__(autocast=False, **kwargs)
+            super().__init__(**kwargs)
             self.momentum, self.epsilon = float(momentum), float(epsilon)
 
         def build(self, input_shape):
+            if len(input_shape) not in (2, 4):
+                raise ValueError("FusedBatchNorm normalises (batch, units) or (batch, height, "
+                                 f"width, channels) inputs, not shape {tuple(input_shape)}")
             shape = (int(input_shape[-1]),)
-            self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
-            self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
-            self.moving_mean = self.add_weight(shape=shape, initializer="zeros",
-                                               name="moving_mean", trainable=False)
-            self.moving_variance = self.add_weight(shape=shape, initializer="ones",
-                                                   name="moving_variance", trainable=False)
+            weight = {"shape": shape, "autocast": False}  # float32 under any policy
+            self.gamma = self.add_weight(initializer="ones", name="gamma", **weight)
+            self.beta = self.add_weight(initializer="zeros", name="beta", **weight)
+            self.moving_mean = self.add_weight(initializer="zeros", name="moving_mean",
+                                               trainable=False, **weight)
+            self.moving_variance = self.add_weight(initializer="ones", name="moving_variance",
+                                                   trainable=False, **weight)
 
         def call(self, inputs, training=False):
             x = inputs if len(inputs.shape) == 4 else inputs[:, None, None, :]
             dtype = x.dtype
             x = tf.cast(x, tf.float32)
-            if training:
+            if training and self.trainable:  # frozen: inference mode, as Keras's layer
                 y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                     x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
                 # the kernel returns the unbiased variance; Keras keeps the biased one

@@ -106,7 +106,7 @@ def perturbed_accuracy(result, images: np.ndarray, labels: np.ndarray, perturbat
         "builder_code": cache.code_fingerprint(result.net.build), "arch": dict(result.net.kwargs),
         "weights": cache.array_digest(result.weights), "data": cache.array_digest(images, labels),
         "perturbation": perturbation, "levels": list(levels), "flat": flat,
-        "packages": cache.package_versions()})
+        "packages": cache.package_versions(("scipy",))})  # scipy.ndimage shifts and rotates
     accuracies = cache.load("perturbed", key)
     if accuracies is None:
         accuracies = _perturbed_accuracy_impl(result, images, labels, perturbation,

@@ -42,12 +42,13 @@ from .probes import diagnostics
 from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
-TRAINING_FINGERPRINT = "18c0b2da48c3ac82"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_FINGERPRINT = "bb031221dba98e97"  # of the code below, on Python 3.11 (bytecode differs
 TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
 
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
 TRACE_PROBE = 1_000  # training images the per-step diagnostics are computed on
 CURVE_FACTOR = 2 ** 0.5  # step-budget runs record validation metrics at steps growing this fast
+STEP_BUDGET_CHUNK = 32  # most steps per call for step budgets: it sets where `curve` is recorded
 ONE_CYCLE_WARMUP = 0.25  # one-cycle: share of the budget spent warming up ...
 ONE_CYCLE_START = 1 / 25  # ... from this fraction of the peak learning rate (as fastai and PyTorch)
 SCHEDULES = (None, "cosine", "onecycle")
@@ -98,13 +99,17 @@ class Recipe:
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("give exactly one budget: epochs=... or steps=...")
+        if (self.epochs if self.epochs is not None else self.steps) < 1 or self.batch_size < 1:
+            raise ValueError("the budget (epochs or steps) and the batch size must be positive")
+        for name in ("learning_rate", "label_smoothing"):  # 1 and 1.0: one recipe, one key
+            object.__setattr__(self, name, float(getattr(self, name)))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
         if self.snapshots and not self.steps:
             raise ValueError("snapshots need a step budget (steps=...)")
         object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
-        if self.optimizer_config is not None:
-            object.__setattr__(self, "optimizer_config", dict(self.optimizer_config))
+        config = dict(self.optimizer_config or {})
+        object.__setattr__(self, "optimizer_config", config or None)
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
@@ -290,19 +295,19 @@ def _schedule(name: str | None, peak: float, total_steps: int):
 def _steps_per_call(n_train: int, batch_size: int, steps: int | None,
                     snapshots: Sequence[int]) -> int:
     """Steps per execution: settings().steps_per_execution for an epoch budget (Keras ends a
-    call early at the end of an epoch); for a step budget, the largest divisor of it that also
-    divides the passes over the data, the budget and every snapshot step, so each lands exactly
-    at the end of a call."""
-    most = settings().steps_per_execution
+    call early at the end of an epoch; a speed setting that changes no result); for a step
+    budget, the largest divisor of STEP_BUDGET_CHUNK that also divides the passes over the data,
+    the budget and every snapshot step, so each lands exactly at the end of a call (there the
+    calls decide where `curve` is recorded, so the chunk is part of the training path)."""
     if not steps:
-        return most
+        return settings().steps_per_execution
     if n_train % batch_size:
         raise ValueError(f"a step budget needs whole batches: {n_train} training images are not "
                          f"a multiple of batch size {batch_size} (choose n_train)")
     bad = [s for s in snapshots if not 0 < s <= steps]
     if bad:
         raise ValueError(f"snapshot steps {bad} are outside the budget of {steps} steps")
-    return math.gcd(most, n_train // batch_size, steps, *snapshots)
+    return math.gcd(STEP_BUDGET_CHUNK, n_train // batch_size, steps, *snapshots)
 
 
 def _scores(model, x: np.ndarray, y: np.ndarray, with_proba: bool = False) -> tuple:
@@ -410,8 +415,9 @@ _warned: set[str] = set()
 
 
 def training_fingerprint() -> str:
-    """The live fingerprint of the training path (compare TRAINING_FINGERPRINT)."""
-    return cache.code_fingerprint(_train_impl)
+    """The live fingerprint of the training path (compare TRAINING_FINGERPRINT): `_train_impl`
+    and what it reaches, and the Recipe and Net classes (their defaults and methods)."""
+    return cache.code_fingerprint(_train_impl, Recipe, Net)
 
 
 def training_code() -> str:
@@ -429,20 +435,54 @@ def training_code() -> str:
     return f"v{TRAINING_VERSION}+{live}"
 
 
-def key_record(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
-    """Everything a run's cache key is made of (`cache.key_of` hashes it)."""
+def numerics(threads: int | None = None) -> dict[str, Any]:
+    """Process state that changes a run's numbers without being code or recipe, where it is not
+    the default: Keras's dtype policy and float type, and TensorFlow's intra-op thread count
+    (`threads` overrides it: train_many's workers use one thread, and sums taken in another
+    order round differently). Read without importing Keras or TensorFlow when they are not
+    loaded yet (then: defaults)."""
+    import sys
+
+    out = {}
+    keras, tf = sys.modules.get("keras"), sys.modules.get("tensorflow")
+    if keras is not None:
+        if keras.mixed_precision.global_policy().name != "float32":
+            out["policy"] = keras.mixed_precision.global_policy().name
+        if keras.backend.floatx() != "float32":
+            out["floatx"] = keras.backend.floatx()
+    if threads is None and tf is not None:
+        threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if threads:
+        out["threads"] = int(threads)
+    return out
+
+
+def key_record(net: Net, recipe: Recipe, seed: int, threads: int | None = None
+               ) -> dict[str, Any]:
+    """Everything a run's cache key is made of (`cache.key_of` hashes it). The installed
+    TensorFlow distribution is among the packages, so GPU runs (ACCEL=cuda) are kept apart."""
+    state = numerics(threads)
     return {"training": training_code(), "builder": net.name,
             "builder_code": cache.code_fingerprint(net.build), "arch": dict(net.kwargs),
-            "recipe": recipe.key(), "seed": int(seed), "packages": cache.package_versions()}
+            "recipe": recipe.key(), "seed": int(seed), "packages": cache.package_versions(),
+            **({"numerics": state} if state else {})}
 
 
-def run_key(net: Net, recipe: Recipe, seed: int) -> str:
-    return cache.key_of(key_record(net, recipe, seed))
+def run_key(net: Net, recipe: Recipe, seed: int, threads: int | None = None) -> str:
+    return cache.key_of(key_record(net, recipe, seed, threads))
 
 
-def is_cached(net: Net, recipe: Recipe, seed: int) -> bool:
-    """Whether `train(net, recipe, seed)` would be served from the cache."""
-    return cache.contains("train", run_key(net, recipe, seed))
+def is_cached(net: Net, recipe: Recipe, seed: int, threads: int | None = None) -> bool:
+    """Whether `train(net, recipe, seed)` would be served from the cache in this process (with
+    `threads`: in a process with that many TensorFlow threads, e.g. 1 for train_many)."""
+    return cache.contains("train", run_key(net, recipe, seed, threads))
+
+
+def _from_cache(net: Net, recipe: Recipe, seed: int, key: str) -> TrainResult | None:
+    payload = cache.load("train", key)
+    if payload is None:
+        return None
+    return TrainResult(net=net, recipe=recipe, seed=int(seed), cached=True, **payload)
 
 
 def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> TrainResult:
@@ -451,39 +491,44 @@ def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> Tra
     if not isinstance(net, Net) or not isinstance(recipe, Recipe):
         raise TypeError("train(net, recipe, seed) takes a models.Net and a training.Recipe")
     key = run_key(net, recipe, seed) if use_cache else None
-    payload = cache.load("train", key) if use_cache else None
-    cached = payload is not None
-    if payload is None:
+    result = _from_cache(net, recipe, seed, key) if use_cache else None
+    if result is None:
         payload = _train_impl(net, recipe, seed)
         if use_cache:
             cache.store("train", key, payload)
-    return TrainResult(net=net, recipe=recipe, seed=int(seed), cached=cached, **payload)
+        result = TrainResult(net=net, recipe=recipe, seed=int(seed), cached=False, **payload)
+    return result
+
+
+WORKER_THREADS = 1  # TensorFlow threads in each of train_many's worker processes
 
 
 def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> TrainResult:
     import tensorflow as tf
 
     configure(**config)  # the caller's settings (its cache folder, its profile)
-    if tf.config.threading.get_intra_op_parallelism_threads() != 1:  # a fresh worker
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if tf.config.threading.get_intra_op_parallelism_threads() != WORKER_THREADS:  # a new worker
+        tf.config.threading.set_intra_op_parallelism_threads(WORKER_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(WORKER_THREADS)
     return train(net, recipe, seed)
 
 
 def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
                n_jobs: int | None = None) -> list[TrainResult]:
-    """[train(net, recipe, seed) for each run], with the runs that are not cached yet trained
-    side by side in `n_jobs` worker processes (loky; settings().n_jobs by default) with one
-    TensorFlow thread each: small dense networks spend most of a step in per-step overhead,
-    which one process cannot spread over two cores. Results come back in order and are cached
-    as `train()` caches them, so a warm rerun starts no worker. For the CNNs it does not pay
-    (their convolutions already keep both cores busy): train them with `train`."""
+    """The runs (net, recipe, seed) trained side by side in `n_jobs` worker processes (loky;
+    settings().n_jobs by default) with one TensorFlow thread each: small dense networks spend
+    most of a step in per-step overhead, which one process cannot spread over two cores.
+    Results come back in order. They are cached under keys that record the one thread (so they
+    are kept apart from `train()` in this process, whose sums may round differently), and a
+    warm rerun starts no worker. For the CNNs it does not pay (their convolutions already keep
+    both cores busy): train them with `train`."""
     from joblib.externals.loky import get_reusable_executor
     from tqdm.auto import tqdm
 
     runs = list(runs)
-    todo = [i for i, run in enumerate(runs) if not is_cached(*run)]
-    results: dict[int, TrainResult] = {}
+    results = {i: result for i, run in enumerate(runs)
+               if (result := _from_cache(*run, run_key(*run, WORKER_THREADS))) is not None}
+    todo = [i for i in range(len(runs)) if i not in results]
     if todo:  # worker processes even for n_jobs=1, so a run never depends on n_jobs
         executor = get_reusable_executor(max_workers=n_jobs or settings().n_jobs)
         config = settings().as_dict()
@@ -491,7 +536,7 @@ def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
         for i, future in zip(todo, tqdm(futures, desc=desc, mininterval=10, disable=None),
                              strict=True):
             results[i] = future.result()
-    return [results[i] if i in results else train(*runs[i]) for i in range(len(runs))]
+    return [results[i] for i in range(len(runs))]
 
 
 def headline(net: Net, recipe: Recipe, seeds: Sequence[int]) -> dict[str, Any]:

@@ -156,20 +156,87 @@ def test_changing_a_function_of_the_training_path_in_a_copy_changes_the_key(tmp_
     assert _key_in_a_copy(tmp_path, "comment", comment) == original
 
 
+square_calls = []  # module state (lower case): not part of any fingerprint
+
+
 def test_cached_functions_are_keyed_by_their_code_and_arguments(configured, tmp_path):
     configured(cache=tmp_path)
-    calls = []
+    square_calls.clear()
 
     def square(x, power=2):
-        calls.append(x)
+        square_calls.append(x)
         return x ** power
 
     cached = helpers.cached(square)
-    assert cached(3) == 9 and cached(3) == 9 and calls == [3]
-    assert cached(3, power=3) == 27 and calls == [3, 3]
+    assert cached(3) == 9 and cached(3) == 9 and square_calls == [3]
+    assert cached(3, power=3) == 27 and square_calls == [3, 3]
 
     def square(x, power=2):  # noqa: F811 (the same name, other code)
-        calls.append(x)
+        square_calls.append(x)
         return x ** power + 0
 
-    assert helpers.cached(square)(3) == 9 and calls == [3, 3, 3]
+    assert helpers.cached(square)(3) == 9 and square_calls == [3, 3, 3]
+
+
+def _fingerprint_of_module(tmp_path, monkeypatch, name, source, attribute="build"):
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return cache.code_fingerprint(getattr(__import__(name), attribute))
+
+
+def test_nested_and_container_constants_and_list_defaults_enter_the_fingerprint(
+        tmp_path, monkeypatch):
+    template = """
+        CONFIG = {{"a": {{"b": {b}}}}}
+        SIZES = [{size}, 2]
+
+
+        def build(widths=[{width}]):
+            return CONFIG, SIZES, widths
+    """
+    prints = {_fingerprint_of_module(tmp_path, monkeypatch, f"constants_{i}",
+                                     template.format(b=b, size=size, width=width))
+              for i, (b, size, width) in enumerate([(1, 1, 1), (9, 1, 1), (1, 9, 1), (1, 1, 9)])}
+    assert len(prints) == 4
+
+
+def test_what_a_closure_captured_enters_the_fingerprint():
+    def make_builder(width):
+        def build():
+            return width
+        return build
+
+    assert cache.code_fingerprint(make_builder(8)) != cache.code_fingerprint(make_builder(512))
+    assert training.run_key(Net(make_builder(8)), RECIPE, 0) != training.run_key(
+        Net(make_builder(512)), RECIPE, 0)
+
+
+def test_a_recipe_default_is_part_of_the_training_fingerprint(monkeypatch):
+    before = training.training_fingerprint()
+    monkeypatch.setattr(Recipe, "learning_rate", 0.002)  # as if the default were edited
+    assert training.training_fingerprint() != before
+
+
+def test_a_set_literal_gives_the_same_fingerprint_whatever_the_hash_seed(tmp_path):
+    (tmp_path / "with_a_set.py").write_text(
+        "def build(kind):\n    return kind in {'fused', 'keras', 'none', True, 'x'}\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from mnist_report import cache; "
+            "import with_a_set; print(cache.code_fingerprint(with_a_set.build))")
+    prints = {subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                             text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                             cwd=helpers.ROOT, check=True).stdout for seed in (1, 2, 3)}
+    assert len(prints) == 1
+
+
+def test_process_numerics_that_are_not_defaults_enter_the_key():
+    import keras
+
+    net = Net(helpers.dense_net, hidden=(8,))
+    plain = training.run_key(net, RECIPE, 0)
+    assert training.run_key(net, RECIPE, 0, threads=1) != plain  # a train_many worker
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert training.run_key(net, RECIPE, 0) != plain
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert training.run_key(net, RECIPE, 0) == plain

@@ -131,3 +131,26 @@ def test_net_keeps_builder_arguments_apart_and_round_trips_through_json():
         helpers.Net(helpers.conv_net, seed=3)
     with pytest.raises(ValueError, match="unknown builder"):
         helpers.Net.from_dict({"builder": "mystery_net", "arch": {}})
+
+
+def test_fused_batch_norm_behaves_as_keras_when_frozen_under_bfloat16_and_on_bad_shapes():
+    import keras
+
+    x = (np.random.default_rng(2).normal(size=(16, 6, 6, 4)) * 2 + 1).astype(np.float32)
+    frozen = {}
+    for kind in ("fused", "keras"):
+        layer = models.batch_norm_layer(kind)
+        layer.build(x.shape)
+        layer.trainable = False  # inference mode: running statistics, none updated
+        frozen[kind] = layer(x, training=True).numpy()
+        np.testing.assert_array_equal(layer.get_weights()[2], np.zeros(4, np.float32))
+    np.testing.assert_allclose(frozen["fused"], frozen["keras"], atol=2e-5)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = models.batch_norm_layer("fused")
+        assert layer(x, training=True).dtype == "bfloat16"
+        assert all(w.dtype == "float32" for w in layer.weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(ValueError, match="normalises"):
+        models.batch_norm_layer("fused")(np.zeros((2, 3, 4), np.float32))

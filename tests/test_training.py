@@ -103,6 +103,15 @@ def test_recipe_checks_its_budget_and_schedule():
         Recipe(batch_size=32, epochs=1, hidden=(8,))  # a builder argument is not a recipe field
 
 
+def test_recipe_normalises_what_means_the_same_and_refuses_empty_budgets():
+    assert Recipe(batch_size=8, epochs=1, learning_rate=1).key() == Recipe(
+        batch_size=8, epochs=1, learning_rate=1.0).key()
+    assert Recipe(batch_size=8, epochs=1, optimizer_config={}) == Recipe(batch_size=8, epochs=1)
+    for bad in ({"epochs": 0}, {"steps": 0}, {"epochs": 1, "batch_size": 0}):
+        with pytest.raises(ValueError, match="must be positive"):
+            Recipe(**{"batch_size": 8, **bad})
+
+
 def test_recipe_key_holds_only_what_differs_from_the_defaults():
     assert Recipe(batch_size=64, epochs=2).key() == {"batch_size": 64, "epochs": 2}
     explicit = Recipe(batch_size=64, epochs=2, learning_rate=1e-3, optimizer="adam", scale=True)
@@ -263,6 +272,21 @@ def test_steps_per_execution_changes_speed_not_results(speed):
         np.testing.assert_array_equal(a, b)
 
 
+def test_steps_per_execution_does_not_move_a_step_budget_s_records(speed):
+    net, recipe = Net(helpers.dense_net, hidden=(8,)), STEPS.replace(snapshots=(16, 48))
+    runs = {}
+    for chunk in (4, 32):
+        speed(steps_per_execution=chunk)
+        runs[chunk] = helpers.train(net, recipe, seed=1, use_cache=False)
+    assert runs[4].steps_per_call == runs[32].steps_per_call == 16  # the training path's own
+
+    def untimed(curve):
+        return [{k: v for k, v in point.items() if k != "seconds"} for point in curve]
+
+    assert untimed(runs[4].curve) == untimed(runs[32].curve)
+    assert runs[4].history == runs[32].history
+
+
 def test_tf_data_autotuning_changes_speed_not_results(speed):
     runs = {}
     for auto in (True, False):
@@ -331,7 +355,9 @@ def test_train_many_returns_runs_in_order_and_caches_them(fresh_cache):
     assert [(r.seed, r.recipe.learning_rate) for r in runs] == [
         (seed, recipe.learning_rate) for _, recipe, seed in TINY_SWEEP]
     assert not any(r.cached for r in runs)
-    assert all(helpers.is_cached(*run) for run in TINY_SWEEP)
+    assert all(helpers.is_cached(*run, threads=1) for run in TINY_SWEEP)
+    # kept apart from train() in this process (more threads: sums may round differently)
+    assert not any(helpers.is_cached(*run) for run in TINY_SWEEP)
     again = helpers.train_many(TINY_SWEEP)  # from the cache, no worker
     assert all(r.cached for r in again)
     for a, b in zip(runs, again, strict=True):
