@@ -30,6 +30,7 @@ from helpers import Net, Recipe
 # (seconds for a CNN) is a small part of the timing; for the CNNs, the whole training split.
 N_IMAGES = {"dense": helpers.pick(full=49_152, smoke=2_048),
             "conv": helpers.pick(full=55_000, smoke=512)}
+SECTIONS = ("training", "batch_norm", "levers", "inference", "time_to_99")
 # The speed goals of issue 17 (results/bench.json and the README report them against these).
 GOAL_NORMALISED_VS_PLAIN = 0.85
 GOAL_BEST_CNN_AFTER_VS_BEFORE = 1.4
@@ -319,6 +320,119 @@ def notebook_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def performance_page(record: dict, environment: dict) -> str:
+    """docs/performance.md, written from results/bench.json (`python bench.py --write-docs`)."""
+    levers, bn, ttn = record["levers"], record["batch_norm"], record["time_to_99"]
+    spe, bs, pr, prec = (levers[k] for k in ("steps_per_execution", "batch_size", "processes",
+                                             "precision"))
+
+    def ips(entry):
+        return f"{entry['images_per_s']['median']:,.0f}"
+
+    def ratio(entry):
+        return f"{entry['median']:.2f} ({entry['min']:.2f}–{entry['max']:.2f})"
+
+    flags = ", ".join(environment["cpu_flags"])
+    repeats = len(bn["fused"]["images_per_s"]["runs"])
+    if isinstance(prec, dict):
+        acc, diff = prec["test_accuracy"], prec["test_accuracy"]["paired_difference"]
+        bf16 = (f"{ips(prec['mixed_bfloat16'])} images/s against {ips(prec['float32'])} in "
+                f"float32, {ratio(prec['bf16_vs_float32'])}×. Over {len(acc['float32'])} seeds of "
+                f"the full recipe the test accuracy changed by {100 * diff['mean']:+.2f} points "
+                f"(paired 95 % interval {100 * diff['low']:+.2f} to {100 * diff['high']:+.2f}). "
+                "It stays **off**: only the AVX-512 kind of this project's machines has the "
+                "instructions (elsewhere bfloat16 is emulated and slower), so turning it on "
+                "would make the report's numbers depend on the machine that ran them, and a few "
+                "seeds cannot show that accuracy is unchanged to the precision the chapters need.")
+        gain = prec["bf16_vs_float32"]["median"]
+        product = (f" Of the levers below, only bfloat16 adds speed ({gain:.2f}×, which would "
+                   f"bring the product to about {bn['after_vs_before']['median'] * gain:.2f}×), "
+                   "and it stays off (see there).")
+    else:
+        bf16, product = prec, ""
+    met = bn["after_vs_before"]["median"] >= bn["goals"]["after_vs_before"]
+    machine = (f"{environment['cpu']}, {environment['cpu_count']} cores, CPU flags {flags}; "
+               f"TensorFlow sees {len(environment.get('gpus') or [])} GPU")
+    verdict = (f"The goal of {bn['goals']['after_vs_before']}× for the best CNN is "
+               f"{'met' if met else '**not met**'} by this change alone "
+               f"({bn['after_vs_before']['median']:.2f}×).{product}")
+    sizes = (f"{N_IMAGES['dense']:,} training images for the dense networks, "
+             f"{N_IMAGES['conv']:,} for the CNNs")
+    chunks = (f"32 steps per call {ips(spe['32 steps per call'])} images/s, 1 step per call "
+              f"{ips(spe['1 steps per call'])}")
+    batches = ", ".join(f"{k} {ips(v)}" for k, v in bs.items())
+    side, turn = (ips(pr[k]) for k in ("two 1-thread processes at once",
+                                       "one process, one run after another"))
+    budget = f"{ttn['runs'][0]['images_seen']:,}"
+    seeds = ", ".join(f"{r['train_seconds']:.0f} s ({100 * r['test_accuracy']:.2f} %)"
+                      for r in ttn["runs"])
+    return f"""# Performance
+
+People rerun this report on laptops, so its running time is part of its quality. `make bench`
+measures where the time goes on the current machine and writes `results/bench.json` with the
+machine's description; `make bench-notebooks` times `make report` with a cold and then a warm
+cache. This page is written from that file (`python bench.py --write-docs`; a test checks it).
+Earlier measurements: [performance-history.md](performance-history.md).
+
+**The machine.** {machine}. Budgets are given in training images, so a figure reads on
+another machine as images per second or seconds per million training images; compare only
+ratios measured in one run.
+
+## `make report`, cold and warm
+
+One run each: the training cache deleted, then `make report` (every notebook, full profile, and
+the HTML export), then `make report` again. Chapter times come from the cells' execution stamps
+(kernel start-up left out); the `make report` column includes `make html`. The warm run wrote no
+new cache entry: every training run and every perturbed-test prediction came from the cache.
+
+{notebook_table(record)}
+
+## Batch normalisation on TensorFlow's fused kernel
+
+Keras 3's `BatchNormalization` computes the batch moments and the normalisation with separate
+ops, which made it the most expensive layer of the CNNs on these CPUs. `conv_net(batch_norm=True)`
+now uses `FusedBatchNorm` (mnist_report/models.py): the same computation on TensorFlow's fused
+kernel, with the same weights in the same order, outputs and running statistics equal to Keras's
+layer within 2·10⁻⁵ in training and inference, and the same gradients (tests/test_models.py). The
+best CNN of chapter 04 (its recipe read from `results/04_cnn.json`), one epoch of
+{bn['images']:,} training images per timed run, the three variants alternated, {repeats} runs each:
+
+{batch_norm_table(record)}
+
+The fused layer is faster than no normalisation at all because it replaces the convolutions'
+biases. {verdict}
+
+## Training throughput per model
+
+One epoch per timed run ({sizes}), through the project's `helpers.train` (uncached) and
+through plain `model.fit` with Keras defaults (Adam, no callbacks, one step per call),
+alternated, the ratio taken run by run. GFLOP/s
+counts 6 × MACs per training image (a forward pass is 2 × MACs, the backward pass twice that).
+Median (range):
+
+{markdown_table(record)}
+
+## Other levers, measured on the best CNN
+
+Medians of {repeats} alternated runs, one epoch each:
+
+- **Steps per call into TensorFlow** (`configure(steps_per_execution=...)`): {chunks}. 32 stays
+  the default; a test checks that it changes speed, not results.
+- **Batch size with the learning rate scaled alike**: {batches} images/s. What larger batches
+  do to accuracy is the chapters' question, not a speed setting.
+- **Processes**: two seeds trained side by side in one-thread worker processes, {side} images/s
+  together; the same two seeds one after the other in one process with two threads, {turn} (both
+  by wall clock, evaluation included). The CNNs keep training in the notebook's process;
+  `train_many`'s workers serve the small dense networks.
+- **bfloat16 mixed precision**: {bf16}
+
+## Time to 99 %
+
+Chapter 04's best single model (its recorded recipe: {budget} training images), trained afresh
+per seed: {seeds}.
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=helpers.pick(3, 1))
@@ -328,7 +442,17 @@ def main() -> None:
                         help="record the notebooks' last execution times under LABEL "
                              "(cold or warm) in results/bench.json, and nothing else")
     parser.add_argument("--total", type=float, help="with --notebooks: make report's wall time")
+    parser.add_argument("--only", choices=SECTIONS, nargs="+",
+                        help="measure only these sections (the others in bench.json are kept)")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="write docs/performance.md from results/bench.json, and nothing else")
     args = parser.parse_args()
+    if args.write_docs:
+        payload = json.loads((helpers.COMMITTED_RESULTS / "bench.json").read_text())
+        page = helpers.ROOT / "docs" / "performance.md"
+        page.write_text(performance_page(payload["results"], payload["environment"]))
+        print("Wrote", page)
+        return
     try:
         record = helpers.load_json("bench")
     except helpers.MissingResultsError:
@@ -339,15 +463,17 @@ def main() -> None:
     else:
         models = headline_models()
         best = models["best CNN (04)"]
-        record["training"] = training(models, args.repeats)
-        record["batch_norm"] = batch_norm(*best, args.repeats)
-        helpers.save_json("bench", record)  # keep what is measured, should a later part fail
         slow = not args.skip_slow and not helpers.SMOKE
-        record["levers"] = levers(*best, args.repeats, precision_seeds=3 if slow else 0)
-        record["inference"] = inference(models)
-        helpers.save_json("bench", record)
-        if slow:
-            record["time_to_99"] = time_to_99(*best, args.repeats)
+        measure = {
+            "training": lambda: training(models, args.repeats),
+            "batch_norm": lambda: batch_norm(*best, args.repeats),
+            "levers": lambda: levers(*best, args.repeats, precision_seeds=3 if slow else 0),
+            "inference": lambda: inference(models),
+            "time_to_99": lambda: time_to_99(*best, args.repeats)}
+        for section in args.only or [s for s in SECTIONS if slow or s != "time_to_99"]:
+            record[section] = measure[section]()
+            record.setdefault("repeats", {})[section] = args.repeats
+            helpers.save_json("bench", record)  # keep what is measured, should a later part fail
     print("Wrote", helpers.save_json("bench", record))
     if args.notebooks:
         print(f"make report, {args.notebooks}: {args.total:,.0f} s")
