@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(ACCEL)
 REQUIREMENTS := $(VENV)/requirements-$(ACCEL).txt
 KERNEL := mnist-report
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
 .PHONY: help setup data report run html bench bench-notebooks test unit notebooks-test lint lab clean \

@@ -62,6 +62,7 @@ from mnist_report.plots import (
     set_style,
 )
 from mnist_report.probes import (
+    collapse_signature,
     gradient_noise_scale,
     perturbed_accuracy,
     saliency,
@@ -83,12 +84,18 @@ from mnist_report.results import (
 )
 from mnist_report.stats import (
     calibration,
+    central_range,
+    clopper_pearson,
     confusion_matrix,
+    diff_ci,
+    distance,
+    fisher_exact,
     fmt_pct,
     mcnemar,
     mean_ci,
     most_confused,
     pareto_front,
+    reproduces,
     seed_summary,
     wilson_interval,
 )
@@ -128,7 +135,9 @@ __all__ = [
     "set_style", "gradient_noise_scale", "perturbed_accuracy", "saliency", "build_report",
     "chapter_notebooks", "MissingResultsError", "environment_record", "load_json",
     "load_predictions", "load_table", "require_results", "save_json", "save_predictions",
-    "save_table", "calibration", "confusion_matrix", "fmt_pct", "mcnemar", "mean_ci",
+    "save_table", "calibration", "central_range", "clopper_pearson", "confusion_matrix",
+    "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "fmt_pct",
+    "mcnemar", "mean_ci",
     "most_confused", "pareto_front", "seed_summary", "wilson_interval", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many",

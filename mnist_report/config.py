@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ class Settings:
     each), so they are not part of any cache key: `n_jobs`, the worker processes of
     `train_many`; `steps_per_execution`, the most training steps per call into TensorFlow;
     `tf_data_autotune`, tf.data's autotuning of the input pipeline (off: on 2 cores it left
-    about every other fit() idle for 3.5 s before returning)."""
+    about every other fit() idle for 3.5 s before returning); `progress`, live progress bars
+    (MNIST_PROGRESS=0 turns them off, as `make report` does, so executed notebooks store none)."""
 
     profile: str
     figures: Path
@@ -100,6 +102,7 @@ class Settings:
     n_jobs: int = 2
     steps_per_execution: int = 32
     tf_data_autotune: bool = False
+    progress: bool = True
 
     @property
     def smoke(self) -> bool:
@@ -114,7 +117,8 @@ def _from_environment() -> Settings:
     figures, results = output_dirs(profile)
     cache = ROOT / (os.environ.get("MNIST_CACHE_DIR") or ".cache")  # relative: to the root
     cache = cache.resolve()
-    return Settings(profile=profile, figures=figures, results=results, cache=cache)
+    return Settings(profile=profile, figures=figures, results=results, cache=cache,
+                    progress=os.environ.get("MNIST_PROGRESS", "1") != "0")
 
 
 _current: Settings | None = None
@@ -184,3 +188,21 @@ def set_seed(seed: int = SEED, keras: bool = True) -> None:
 
         _keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
+
+
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with the process's standard error silenced: its C++ start-up lines
+    (oneDNN, absl) go straight to file descriptor 2, past Python's logging and
+    TF_CPP_MIN_LOG_LEVEL, and a notebook would store them in whichever cell first touches it
+    (worker processes share the kernel's descriptor)."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -182,18 +182,19 @@ def pixel_permutation(seed: int) -> np.ndarray:
 
 def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None = None,
                 val_size: int = VAL_SIZE, permute: int | None = None, n_eval: int | None = None,
-                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                val_in_train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False).
 
     The validation images are a fixed random subset of the training set (SPLIT_SEED);
     n_train keeps only the first n_train of the remaining training images, and n_eval the first
-    n_eval validation and test images (both for the smoke profile).
+    n_eval validation and test images (both for the smoke profile). val_in_train=True trains on
+    all the training images, the validation images included (as Keras's examples do).
     permute=seed shuffles every image's pixels by the same `pixel_permutation(seed)`: the images
     keep all their information but lose their spatial layout.
     """
     (x_train, y_train), (x_test, y_test) = load_mnist()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
-    val_idx, train_idx = order[:val_size], order[val_size:]
+    val_idx, train_idx = order[:val_size], (order if val_in_train else order[val_size:])
     if n_train is not None:
         train_idx = train_idx[:n_train]
 

@@ -67,14 +67,16 @@ class Net:
         return f"{self.name}({args})"
 
 
-def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs: int = 784):
-    """A multilayer perceptron on flattened images: ReLU hidden layers of the given widths, each
-    followed by dropout when dropout > 0, and a 10-way softmax. hidden=() is softmax regression."""
+def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs: int = 784,
+              activation: str = "relu"):
+    """A multilayer perceptron on flattened images: hidden layers of the given widths (ReLU, or
+    another Keras activation such as "sigmoid"), each followed by dropout when dropout > 0, and a
+    10-way softmax. hidden=() is softmax regression."""
     import keras
 
     layers = [keras.Input((n_inputs,))]
     for width in hidden:
-        layers.append(keras.layers.Dense(width, activation="relu"))
+        layers.append(keras.layers.Dense(width, activation=activation))
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
     layers.append(keras.layers.Dense(10, activation="softmax"))

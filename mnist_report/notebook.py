@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import SEED, rel, set_seed, settings
+from .config import SEED, quiet_tensorflow_import, rel, set_seed, settings
 from .plots import set_style
 
 
@@ -14,7 +14,9 @@ def describe_profile() -> str:
 
 
 def setup_notebook(seed: int = SEED, keras: bool = False) -> None:
-    """Plot style, seeds, and a printed record of the profile (checked by the hygiene tests)."""
+    """Plot style, seeds, TensorFlow imported quietly, and a printed record of the profile
+    (checked by the hygiene tests)."""
+    quiet_tensorflow_import()
     set_style()
     set_seed(seed, keras=keras)
     print(describe_profile())

@@ -41,6 +41,39 @@ def diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "top_probability": float(tf.reduce_mean(tf.reduce_max(proba, axis=1)))}
 
 
+def collapse_signature(model, x: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None
+                       ) -> dict[str, float]:
+    """How far a trained dense network is from ignoring its input, on images x with labels y.
+
+    Per hidden layer, the fraction of *responsive* units (output not constant over the images:
+    max - min > 1e-3; a dead ReLU or a saturated sigmoid is not); of the predictions, the share
+    of the most-predicted class, the number of classes predicted, and the mean Kullback-Leibler
+    divergence (nats) of each image's predicted distribution from the label `prior` (class shares
+    of y if not given). A network that ignores its input predicts one distribution for every
+    image: at best the prior, scoring the largest class share and a loss of the prior's entropy.
+    """
+    import keras
+
+    prior = np.bincount(y, minlength=10) / len(y) if prior is None else np.asarray(prior)
+    out, alive = np.asarray(x, dtype=np.float32), []
+    for layer in model.layers[:-1]:
+        out = layer(out, training=False)
+        if isinstance(layer, keras.layers.Dense):
+            a = np.asarray(out)
+            alive.append(float(np.mean(a.max(0) - a.min(0) > 1e-3)))
+    proba = np.asarray(model(np.asarray(x, dtype=np.float32), training=False), dtype=np.float64)
+    pred = proba.argmax(1)
+    counts = np.bincount(pred, minlength=10)
+    kl = np.sum(proba * (np.log(np.clip(proba, 1e-12, None)) - np.log(prior)), axis=1)
+    return {"accuracy": float((pred == y).mean()),
+            "loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)))),
+            **{f"alive_layer{i + 1}": v for i, v in enumerate(alive)},
+            "mode_share": float(counts.max() / len(y)),
+            "classes_predicted": int((counts > 0).sum()), "kl_from_prior": float(kl.mean()),
+            "prior_entropy": float(-(prior * np.log(prior)).sum()),
+            "ceiling_constant": float(np.bincount(y, minlength=10).max() / len(y))}
+
+
 def gradient_noise_scale(model, x: np.ndarray, y: np.ndarray, small: int = 16,
                          n_small: int = 256, seed: int = SEED) -> dict[str, float]:
     """The "simple" gradient noise scale B = tr(Sigma) / |G|^2 of McCandlish et al. (2018), which

@@ -46,6 +46,59 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
+def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval for a proportion, e.g. the share of seeds that collapse."""
+    from scipy import stats
+
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
+    """Two-sided p-value of Fisher's exact test that two proportions are equal."""
+    from scipy import stats
+
+    table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
+    return float(stats.fisher_exact(table).pvalue)
+
+
+def central_range(values: Iterable[float], coverage: float = 0.95) -> tuple[float, float]:
+    """The central `coverage` of a seed distribution: its empirical (1 - coverage) / 2 and
+    (1 + coverage) / 2 quantiles (linear interpolation; with 10 seeds close to min and max)."""
+    x = np.asarray(list(values), dtype=float)
+    low, high = np.quantile(x, [(1 - coverage) / 2, (1 + coverage) / 2])
+    return float(low), float(high)
+
+
+def reproduces(accuracies: Iterable[float], losses: Iterable[float], accuracy: float,
+               loss: float, coverage: float = 0.95) -> bool:
+    """The report's rule: a configuration reproduces a reported (accuracy, loss) when both lie
+    inside the central `coverage` of the configuration's seed distribution."""
+    (a_low, a_high), (l_low, l_high) = central_range(accuracies, coverage), central_range(
+        losses, coverage)
+    return bool(a_low <= accuracy <= a_high and l_low <= loss <= l_high)
+
+
+def distance(accuracy: float, loss: float, target_accuracy: float, target_loss: float) -> float:
+    """How far a run's (accuracy, loss) is from a target: sqrt(da^2 + dl^2) with da the accuracy
+    difference in percentage points and dl ten times the difference of log losses, so a loss 10 %
+    off weighs about as much as one accuracy point."""
+    da = 100 * (accuracy - target_accuracy)
+    dl = 10 * (np.log(loss) - np.log(target_loss))
+    return float(np.hypot(da, dl))
+
+
+def diff_ci(a: Iterable[float], b: Iterable[float], confidence: float = 0.95
+            ) -> tuple[float, float, float]:
+    """Difference of two means over independent seeds, mean(a) - mean(b), with Welch's
+    t interval (unequal variances): (difference, low, high)."""
+    from scipy import stats
+
+    x, y = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence)
+    return float(x.mean() - y.mean()), float(ci.low), float(ci.high)
+
+
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     """Exact McNemar test on paired per-image correctness of two classifiers."""
     from scipy import stats

@@ -29,20 +29,21 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import cache
-from .config import configure, log, set_seed, settings
+from .config import configure, log, quiet_tensorflow_import, set_seed, settings
 from .data import mnist_split
 from .models import Net
 from .probes import diagnostics
 from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
-TRAINING_FINGERPRINT = "bb031221dba98e97"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_FINGERPRINT = "7dafa8eb10e23aac"  # of the code below, on Python 3.11 (bytecode differs
 TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
 
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
@@ -72,7 +73,11 @@ class Recipe:
     `label_smoothing` softens the training targets (reported losses are the plain
     cross-entropy). Data: inputs scaled to [0, 1] unless `scale=False`, flattened unless
     `flatten=False`; `permute=seed` trains and scores on permuted-pixel MNIST; `n_train` and
-    `n_eval` shorten the training and the validation/test sets (smoke profile).
+    `n_eval` shorten the training and the validation/test sets (smoke profile); `all_train=True`
+    trains on all 60,000 training images, as Keras's examples do (the validation images are then
+    among them: their scores are training scores, never a basis for a choice).
+    With an epoch budget, `snapshots` are epochs: train/val/test metrics after each of them (with
+    a constant learning rate, the state after epoch e is that of an e-epoch run).
     `trace_steps` records per-step diagnostics (see probes.diagnostics) for the first steps.
 
     Fields left at their default do not enter the cache key, so a new field with a default
@@ -95,6 +100,7 @@ class Recipe:
     n_eval: int | None = None
     snapshots: tuple[int, ...] = ()
     trace_steps: int = 0
+    all_train: bool = False
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
@@ -105,8 +111,9 @@ class Recipe:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
-        if self.snapshots and not self.steps:
-            raise ValueError("snapshots need a step budget (steps=...)")
+        budget = self.steps or self.epochs
+        if any(not 0 < int(s) <= budget for s in self.snapshots):
+            raise ValueError(f"snapshots {self.snapshots} must lie within the budget ({budget})")
         object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
         config = dict(self.optimizer_config or {})
         object.__setattr__(self, "optimizer_config", config or None)
@@ -206,7 +213,8 @@ def _train_impl(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
 
     set_seed(seed)
     data = mnist_split(scale=recipe.scale, flatten=recipe.flatten, n_train=recipe.n_train,
-                       permute=recipe.permute, n_eval=recipe.n_eval)
+                       permute=recipe.permute, n_eval=recipe.n_eval,
+                       val_in_train=recipe.all_train)
     model = net.make()
     n_train, batch_size, steps = len(data["train"][1]), recipe.batch_size, recipe.steps
     # Up to settings().steps_per_execution steps per call for every budget; validation inside
@@ -385,7 +393,11 @@ def _recorder_class():
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            if not self.chunk:
+            if not self.chunk:  # an epoch budget: snapshots are epochs
+                if epoch + 1 in self.wanted:
+                    self.snapshots[epoch + 1] = {
+                        "epoch": epoch + 1, "seconds": time.perf_counter() - self.start
+                        - self.eval_seconds, **self._timed(_snapshot, self.model, self.data)}
                 return
             step = self._steps()
             seconds = time.perf_counter() - self.start - self.eval_seconds
@@ -504,6 +516,7 @@ WORKER_THREADS = 1  # TensorFlow threads in each of train_many's worker processe
 
 
 def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> TrainResult:
+    quiet_tensorflow_import()
     import tensorflow as tf
 
     configure(**config)  # the caller's settings (its cache folder, its profile)
@@ -530,10 +543,13 @@ def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
                if (result := _from_cache(*run, run_key(*run, WORKER_THREADS))) is not None}
     todo = [i for i in range(len(runs)) if i not in results]
     if todo:  # worker processes even for n_jobs=1, so a run never depends on n_jobs
+        # An idle worker that loky retired is restarted; its notice is not a result.
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
         executor = get_reusable_executor(max_workers=n_jobs or settings().n_jobs)
         config = settings().as_dict()
         futures = [executor.submit(_train_in_worker, *runs[i], config) for i in todo]
-        for i, future in zip(todo, tqdm(futures, desc=desc, mininterval=10, disable=None),
+        for i, future in zip(todo, tqdm(futures, desc=desc, mininterval=10,
+                                               disable=not settings().progress or None),
                              strict=True):
             results[i] = future.result()
     return [results[i] for i in range(len(runs))]

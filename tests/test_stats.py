@@ -87,3 +87,45 @@ def test_pareto_front_keeps_only_the_unbeaten_points():
     error = [5, 3, 3, 1, 4]
     assert helpers.pareto_front(cost, error).tolist() == [True, True, False, True, False]
     assert helpers.pareto_front([1, 1], [2, 2]).tolist() == [True, True]  # ties beat nobody
+
+
+def test_clopper_pearson_matches_beta_quantiles():
+    from scipy import stats
+
+    low, high = helpers.clopper_pearson(3, 20)
+    assert low == pytest.approx(stats.beta.ppf(0.025, 3, 18))
+    assert high == pytest.approx(stats.beta.ppf(0.975, 4, 17))
+    assert helpers.clopper_pearson(0, 20)[0] == 0.0
+    assert helpers.clopper_pearson(20, 20)[1] == 1.0
+    assert helpers.clopper_pearson(0, 20)[1] == pytest.approx(1 - 0.025 ** (1 / 20))
+
+
+def test_fisher_exact_hand_worked():
+    # 3/3 vs 2/3: the review's example; p = 1. 5/5 vs 0/5: p = 2 / C(10, 5) = 2/252.
+    assert helpers.fisher_exact(3, 3, 2, 3) == pytest.approx(1.0)
+    assert helpers.fisher_exact(5, 5, 0, 5) == pytest.approx(2 / 252)
+
+
+def test_central_range_and_reproduction_rule():
+    values = np.arange(11) / 10  # 0.0 ... 1.0
+    assert helpers.central_range(values) == pytest.approx((0.025, 0.975))
+    assert helpers.reproduces(values, values + 1, 0.5, 1.5)
+    assert not helpers.reproduces(values, values + 1, 0.5, 2.5)  # the loss is outside
+    assert not helpers.reproduces(values, values + 1, 0.99, 1.5)  # the accuracy is outside
+
+
+def test_distance_weighs_points_and_log_loss():
+    assert helpers.distance(0.93, 0.2843, 0.92, 0.2843) == pytest.approx(1.0)
+    assert helpers.distance(0.92, 0.2843 * math.e, 0.92, 0.2843) == pytest.approx(10.0)
+
+
+def test_diff_ci_is_welch():
+    a, b = [1.0, 2.0, 3.0], [1.0, 1.5, 2.0, 2.5]
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)  # Welch-Satterthwaite
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff, low, high = helpers.diff_ci(a, b)
+    assert diff == pytest.approx(0.25)
+    assert (low, high) == pytest.approx((0.25 - half, 0.25 + half))

@@ -97,8 +97,10 @@ def test_recipe_checks_its_budget_and_schedule():
         Recipe(batch_size=32)
     with pytest.raises(ValueError, match="unknown schedule"):
         Recipe(batch_size=32, epochs=1, schedule="step")
-    with pytest.raises(ValueError, match="need a step budget"):
+    with pytest.raises(ValueError, match="within the budget"):
         Recipe(batch_size=32, epochs=1, snapshots=(8,))
+    with pytest.raises(ValueError, match="within the budget"):
+        Recipe(batch_size=32, steps=10, snapshots=(0,))
     with pytest.raises(TypeError):
         Recipe(batch_size=32, epochs=1, hidden=(8,))  # a builder argument is not a recipe field
 
@@ -404,3 +406,37 @@ def test_input_pipeline_trains_exactly_as_fit_on_arrays():
         weights.append(model.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_snapshots_score_the_run_as_an_e_epoch_run_would(fresh_cache):
+    net = Net(helpers.dense_net, hidden=(16,))
+    recipe = Recipe(batch_size=64, epochs=3, n_train=640, snapshots=(1, 3))
+    long = helpers.train(net, recipe, seed=1)
+    short = helpers.train(net, recipe.replace(epochs=1, snapshots=()), seed=1)
+    assert sorted(long.snapshots) == [1, 3]
+    assert long.snapshots[1]["test_accuracy"] == short.test_accuracy  # constant learning rate
+    assert long.snapshots[1]["test_loss"] == short.test_loss
+    assert long.snapshots[3]["val_accuracy"] == long.val_accuracy
+    assert {"train_loss", "train_accuracy", "seconds", "epoch"} <= set(long.snapshots[3])
+
+
+def test_all_train_adds_the_validation_images_to_the_training_set():
+    split = helpers.mnist_split(flatten=True, val_in_train=True)
+    held_out = helpers.mnist_split(flatten=True)
+    assert len(split["train"][1]) == 60_000 and len(held_out["train"][1]) == 55_000
+    np.testing.assert_array_equal(split["val"][0], held_out["val"][0])
+    assert Recipe(batch_size=8, epochs=1, all_train=True).key()["all_train"] is True
+
+
+def test_collapse_signature_tells_a_dead_network_from_a_live_one():
+    helpers.set_seed(1)
+    model = helpers.dense_net(hidden=(8,))
+    x, y = helpers.mnist_split(flatten=True, n_eval=500)["test"]
+    live = helpers.collapse_signature(model, x, y)
+    w, b, w2, b2 = model.get_weights()
+    model.set_weights([w * 0, b * 0 - 1, w2, b2])  # every ReLU unit is off for every image
+    dead = helpers.collapse_signature(model, x, y)
+    assert live["alive_layer1"] == 1.0 and dead["alive_layer1"] == 0.0
+    assert dead["mode_share"] == 1.0 and dead["classes_predicted"] == 1
+    assert dead["ceiling_constant"] == np.bincount(y).max() / len(y)
+    assert dead["accuracy"] <= dead["ceiling_constant"] and live["kl_from_prior"] > 0
