@@ -211,7 +211,7 @@ def test_step_budget_scores_snapshots_exactly_at_the_requested_steps(fresh_cache
 def test_step_budget_refuses_what_it_cannot_do_exactly(fresh_cache):
     with pytest.raises(ValueError, match="whole batches"):
         helpers.train(TINY, STEPS.replace(steps=10, n_train=500), seed=1)
-    with pytest.raises(ValueError, match="outside the budget"):
+    with pytest.raises(ValueError, match="within the budget"):
         helpers.train(TINY, STEPS.replace(steps=16, snapshots=(32,)), seed=1)
 
 
