@@ -125,7 +125,7 @@ def test_readme_quotes_chapter_03_as_its_results_record_them():
     fisher = ", ".join(f"{p:.2g}" for p in collapse["fisher_p_128_vs_2048"].values())
     assert f"Fisher's exact test p = {fisher}" in readme
     gap = conv["gap_128_minus_2048"]
-    assert (f"{100 * gap['mean']:+.2f} points (95 % CI {100 * gap['ci95'][0]:+.2f} to "
+    assert (f"{100 * gap['mean']:+.2f} points over seeds (95 % CI {100 * gap['ci95'][0]:+.2f} to "
             f"{100 * gap['ci95'][1]:+.2f})") in readme
     for row in conv["per_batch"]:
         assert helpers.fmt_pct(row["test_accuracy"]) in readme, row["batch_size"]
@@ -139,9 +139,9 @@ def test_readme_quotes_chapter_03_as_its_results_record_them():
             b = best[budget, bs]
             assert helpers.fmt_pct(b["test_accuracy"]) in readme, (budget, bs)
             assert pct_interval(b["ci_low"], b["ci_high"]) in readme, (budget, bs)
-    regimes = sweep["lr_regimes"]["epochs"]
-    assert (f"B^{regimes['small']:.2f} up to batch {regimes['break']} and "
-            f"B^{regimes['large']:.2f} beyond") in readme
+    regimes, cap = sweep["lr_regimes"]["epochs"], sweep["lr_cap"]
+    assert (f"B^{regimes['small']:.2f} up to batch {regimes['break']} and then levels off at "
+            f"about {cap['value']:.2g}") in readme
     assert f"critical batch size of about {sweep['b_crit']:.0f}" in readme
 
 
