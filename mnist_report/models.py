@@ -57,7 +57,8 @@ class Net:
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Net:
         """The Net of a `to_dict()` record (builders of this module only)."""
-        builders = {"dense_net": dense_net, "conv_net": conv_net}
+        builders = {"dense_net": dense_net, "conv_net": conv_net,
+                    "keras_mnist_cnn": keras_mnist_cnn}
         if record["builder"] not in builders:
             raise ValueError(f"unknown builder {record['builder']!r}; known: {sorted(builders)}")
         return cls(builders[record["builder"]], **record["arch"])
@@ -215,6 +216,22 @@ def conv_net(filters: Sequence[int] = (32, 64), convs: int | Sequence[int] = 1,
         stack.append(kl.Dropout(dropout))
     stack.append(kl.Dense(10, activation="softmax"))
     return keras.Sequential(stack, name="cnn_" + "_".join(map(str, filters)))
+
+
+def keras_mnist_cnn():
+    """The network of Keras 2's example `mnist_cnn.py` (the likeliest ancestor of a student's
+    `mnistcnn.py`): Conv32-Conv64 (3x3, 'valid', ReLU), 2x2 max pooling, dropout 0.25, flatten,
+    dense 128 (ReLU), dropout 0.5, 10-way softmax; 1,199,882 parameters, almost all in the dense
+    layer, and about five times the Keras convnet's multiply-accumulates (the second convolution
+    runs on the unpooled 26x26 maps)."""
+    import keras
+    from keras import layers as kl
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), kl.Conv2D(32, 3, activation="relu"),
+        kl.Conv2D(64, 3, activation="relu"), kl.MaxPooling2D(), kl.Dropout(0.25), kl.Flatten(),
+        kl.Dense(128, activation="relu"), kl.Dropout(0.5), kl.Dense(10, activation="softmax"),
+    ], name="keras_mnist_cnn")
 
 
 def ensemble(models: Sequence) -> Any:

@@ -1,5 +1,6 @@
 """Probes: what a trained network does. Collapse diagnostics, the gradient noise scale, saliency,
-and accuracy on perturbed test images (cached like training runs)."""
+accuracy on perturbed test images (cached like training runs), and batch-normalisation
+statistics re-estimated on other inputs."""
 
 from __future__ import annotations
 
@@ -109,6 +110,27 @@ def saliency(model, images: np.ndarray) -> np.ndarray:
         top = tf.reduce_max(proba, axis=1)
     return np.abs(tape.gradient(top, x).numpy())
 
+
+
+def recalibrate_batch_norm(model, images: np.ndarray, chunk: int = 1000):
+    """The model with every batch-normalisation layer's running mean and variance replaced by the
+    statistics of its inputs over `images` (AdaBN, Li et al. 2017): the test of whether a network
+    fails on shifted inputs because its normalisation statistics no longer fit them. The layers
+    are visited in order, each seeing the outputs of the already recalibrated layers before it
+    in inference mode (no augmentation, no dropout). A Sequential model; changed in place and
+    returned."""
+    from .models import batch_norm_layer
+
+    bn_types = (type(batch_norm_layer("fused")), type(batch_norm_layer("keras")))
+    x = np.asarray(images, dtype=np.float32)
+    for layer in model.layers:
+        if isinstance(layer, bn_types):
+            axes = tuple(range(x.ndim - 1))
+            layer.moving_mean.assign(x.mean(axis=axes))
+            layer.moving_variance.assign(x.var(axis=axes))
+        x = np.concatenate([np.asarray(layer(x[i:i + chunk], training=False))
+                            for i in range(0, len(x), chunk)])
+    return model
 
 
 def _perturbed_accuracy_impl(result, images: np.ndarray, labels: np.ndarray, perturbation: str,

@@ -56,6 +56,23 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def cpu_description() -> str:
+    """The CPU in words, for prose beside a timing: model name, family and model numbers (which
+    tell the AMD EPYC generations apart), the vector extension TensorFlow uses, the cores."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    family = (f", family {fields['cpu family']} model {fields['model']}"
+              if "cpu family" in fields and "model" in fields else "")
+    vector = "AVX-512" if "avx512f" in cpu_flags() else "AVX2" if "avx2" in cpu_flags() else ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{_cpu_model()}{family}{', ' + vector if vector else ''}, {cores} cores"
+
+
 def accelerators() -> list[str]:
     """The GPUs TensorFlow sees (empty on the CPU build); only asked once TensorFlow is loaded."""
     if "tensorflow" not in sys.modules:

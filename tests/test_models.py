@@ -154,3 +154,40 @@ def test_fused_batch_norm_behaves_as_keras_when_frozen_under_bfloat16_and_on_bad
         keras.mixed_precision.set_global_policy("float32")
     with pytest.raises(ValueError, match="normalises"):
         models.batch_norm_layer("fused")(np.zeros((2, 3, 4), np.float32))
+
+
+def test_keras_mnist_cnn_is_the_keras_2_example():
+    import keras
+
+    model = helpers.keras_mnist_cnn()
+    # conv 320 + conv 18,496 + dense 9216*128+128 + dense 1290, as the example's summary prints
+    assert model.count_params() == 320 + 18_496 + 1_179_776 + 1_290 == 1_199_882
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense",
+                     "Dropout", "Dense"]
+    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.25, 0.5]
+    assert helpers.count_macs(model) == (26 * 26 * 9 * 32 + 24 * 24 * 9 * 32 * 64
+                                         + 9216 * 128 + 128 * 10)
+    assert helpers.Net.from_dict(helpers.Net(helpers.keras_mnist_cnn).to_dict()).name == (
+        "keras_mnist_cnn")
+
+
+@pytest.mark.parametrize("kind", ["fused", "keras"])
+def test_recalibrated_batch_norm_holds_the_statistics_of_its_inputs(kind):
+    """AdaBN: each normalisation layer's running mean and variance become the moments of what
+    reaches it from the images (earlier layers in inference mode), whatever they were before."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = helpers.conv_net(batch_norm=kind, dense=16, augment=(0.2, 20, 0.1))
+    x = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype(np.float32)
+    assert helpers.recalibrate_batch_norm(model, x, chunk=24) is model
+    bns = [layer for layer in model.layers if "Norm" in type(layer).__name__]
+    assert len(bns) == 3
+    for bn in bns:
+        inputs = keras.Model(model.inputs[0], bn.input)(x, training=False).numpy()
+        axes = tuple(range(inputs.ndim - 1))
+        np.testing.assert_allclose(bn.moving_mean.numpy(), inputs.mean(axes), rtol=1e-4,
+                                   atol=1e-5)
+        np.testing.assert_allclose(bn.moving_variance.numpy(), inputs.var(axes), rtol=1e-3,
+                                   atol=1e-6)

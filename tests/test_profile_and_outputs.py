@@ -163,3 +163,14 @@ def test_require_results_names_every_notebook_to_run_first(configured, tmp_path)
     # In a notebook, IPython shows the message alone instead of a traceback.
     assert e.value._render_traceback_() == [f"MissingResultsError: {e.value}"]
     helpers.require_results("03_batch_size_sweep.json")  # present: no error
+
+
+def test_cpu_description_names_the_model_its_vector_unit_and_cores(monkeypatch):
+    from mnist_report import results
+
+    text = helpers.cpu_description()
+    assert text.startswith(results._cpu_model())
+    assert text.endswith(f"{len(os.sched_getaffinity(0))} cores")
+    vector = ("AVX-512" if "avx512f" in results.cpu_flags() else
+              "AVX2" if "avx2" in results.cpu_flags() else None)
+    assert vector is None or f", {vector}," in text
