@@ -148,19 +148,30 @@ def test_readme_quotes_chapter_03_as_its_results_record_them():
 def test_readme_quotes_chapter_04_as_its_results_record_them():
     readme = " ".join((helpers.ROOT / "README.md").read_text().split())
     r = committed_results("04_cnn")
-    for key in ("student_level", "best_single"):
-        assert helpers.fmt_pct(r[key]["test_accuracy_mean"]) in readme, key
-        assert pct_interval(*r[key]["ci95"]) in readme, key
-        assert f"{r[key]['seeds']} seeds" in readme, key
+    for name, p in r["reproduction"]["programs"].items():  # every program, with its verdict
+        verdict = "reproduced" if p["reproduced"] else "not reproduced"
+        assert (f"{name}: {helpers.fmt_pct(p['test_accuracy'])} "
+                f"[{pct_interval(p['accuracy_low'], p['accuracy_high'])}], loss "
+                f"{p['test_loss']:.4f} [{p['loss_low']:.4f}–{p['loss_high']:.4f}], "
+                f"{verdict}") in readme, name
+    best = r["best_single"]
+    assert (f"**{helpers.fmt_pct(best['test_accuracy_mean'])}** (95 % CI over seeds "
+            f"{pct_interval(*best['ci95'])}, {best['seeds']} seeds") in readme
     ensemble = r["ensemble"]
-    assert helpers.fmt_pct(ensemble["test_accuracy"]) in readme
-    assert f"{ensemble['errors']} errors" in readme
+    assert (f"({ensemble['members']} members) {helpers.fmt_pct(ensemble['test_accuracy'])} "
+            f"({ensemble['errors']} errors") in readme
     fast = r["fast_to_99"]
     assert f"{helpers.fmt_pct(fast['test_accuracy_mean'])} in {fast['train_seconds_mean']:.0f} s" \
         in readme
-    for model in ("MLP", "CNN"):
-        for pixels in ("original", "permuted"):
-            assert helpers.fmt_pct(r["permuted"][f"{model} {pixels}"]["mean"]) in readme
+
+    def pts(ci):
+        return f"{100 * ci[0]:+.2f} points [{100 * ci[1]:+.2f}, {100 * ci[2]:+.2f}]"
+
+    paired = r["permutation_paired"]
+    assert f"costs the MLP {pts(paired['mlp_drop'])} and the CNN {pts(paired['cnn_drop'])}" \
+        in readme
+    aug = {v["epochs"]: v for k, v in r["climb"].items() if "augmentation" in k}
+    assert f"by {pts(aug[max(aug)]['val_gain_ci95'])} after {max(aug)}" in readme
 
 
 def readme_results_table(models):
@@ -199,10 +210,10 @@ def test_readme_quotes_chapter_05_as_its_results_record_them():
     for model in ("CNN", "MLP"):
         assert f"the {model} {100 * (perm[f'{model} original'] - perm[f'{model} permuted']):.2f}" \
             in readme, model
-    assert f"{100 * cnn['best_single']['gain_over_student_paired']:+.2f} points" in readme
+    assert f"{100 * cnn['best_single']['gain_over_student_ci95'][0]:+.2f} points" in readme
     significant = sum(t["pairs with p < 0.05"] == t["seed pairs"] for t in r["mcnemar"])
     assert f"{significant} of the {len(r['mcnemar'])} steps" in readme
-    assert f"p up to {r['mcnemar'][-1]['largest p']:.2f}" in readme
+    assert f"p up to {max(t['largest p'] for t in r['mcnemar']):.2f}" in readme
     assert f"{r['missed_by_all']} test digits" in readme
     for model in ("chosen MLP", "best CNN"):
         assert f"ECE {models.loc[model, 'ece']:.4f}" in readme, model
