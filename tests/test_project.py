@@ -65,6 +65,23 @@ def test_executed_in_the_full_profile(notebook):
     assert all("Profile: full" in t for t in profile_lines), f"{path.name}: {profile_lines}"
 
 
+def test_outputs_store_no_progress_bar_path_repr_or_cache_chatter(notebook):
+    """What a reader should never see in a committed notebook: a stored progress bar (tqdm's
+    "it/s" or its widget), a path's repr, or a training log's "(cached)"."""
+    path, nb = notebook
+    for i, cell in enumerate(code_cells(nb)):
+        for out in cell.outputs:
+            data = out.get("data", {})
+            text = "".join(out.get("text", "")) + "".join(
+                "".join(v) if isinstance(v, list) else str(v) for k, v in data.items()
+                if k.startswith("text/"))
+            where = f"{path.name} code cell {i + 1}"
+            assert "application/vnd.jupyter.widget-view+json" not in data, f"{where}: a widget"
+            assert not re.search(r"\d\s*it/s|s/it\b", text), f"{where}: a progress bar"
+            assert "PosixPath(" not in text and "WindowsPath(" not in text, f"{where}: a path"
+            assert "(cached)" not in text, f"{where}: cache chatter"
+
+
 def test_file_size_under_limit(notebook):
     path, _ = notebook
     assert path.stat().st_size < MAX_BYTES
