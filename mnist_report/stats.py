@@ -159,3 +159,40 @@ def most_confused(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5):
 def fmt_pct(p: float, digits: int = 2) -> str:
     """0.9871 -> '98.71 %'."""
     return f"{100 * p:.{digits}f} %"
+
+
+def test_sampling_interval(correct: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
+                           seed: int = 0) -> tuple[float, float]:
+    """How much a model's test accuracy would move on another test set of the same size: a
+    percentile bootstrap over test images (the same images for every seed) of the accuracy
+    averaged over seeds. `correct` is per-image correctness, one row per seed (or one vector for
+    a single run). It ignores seed variance, which `mean_ci` over seeds measures."""
+    from scipy import stats
+
+    per_image = np.atleast_2d(np.asarray(correct, dtype=float)).mean(axis=0)
+    if per_image.min() == per_image.max():  # every resample gives the same accuracy
+        return float(per_image[0]), float(per_image[0])
+    ci = stats.bootstrap((per_image,), np.mean, confidence_level=confidence,
+                         n_resamples=resamples, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
+    """Two-sided p-value of Welch's t test that two models' mean accuracies over their seeds are
+    equal (independent seeds, unequal variances): significance across seeds, not test images."""
+    from scipy import stats
+
+    return float(stats.ttest_ind(np.asarray(list(a), float), np.asarray(list(b), float),
+                                 equal_var=False).pvalue)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (family-wise error rate): the i-th
+    smallest is multiplied by (m - i), running maxima keep the order, capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    scaled = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    out = np.empty_like(p)
+    out[order] = scaled
+    return out

@@ -129,3 +129,41 @@ def test_diff_ci_is_welch():
     diff, low, high = helpers.diff_ci(a, b)
     assert diff == pytest.approx(0.25)
     assert (low, high) == pytest.approx((0.25 - half, 0.25 + half))
+
+
+def test_test_sampling_interval_of_one_run_is_close_to_wilson():
+    correct = np.r_[np.ones(9_950, bool), np.zeros(50, bool)]
+    low, high = helpers.test_sampling_interval(correct)
+    w_low, w_high = helpers.wilson_interval(9_950, 10_000)
+    assert low < 0.995 < high
+    assert abs(low - w_low) < 5e-4 and abs(high - w_high) < 5e-4
+    assert helpers.test_sampling_interval(np.ones(100, bool)) == (1.0, 1.0)
+
+
+def test_test_sampling_interval_averages_seeds_per_image():
+    rng = np.random.default_rng(1)
+    one = rng.random(5_000) < 0.9
+    # two identical seeds are one run; a second seed that errs elsewhere narrows nothing away
+    assert helpers.test_sampling_interval(np.vstack([one, one])) == \
+        helpers.test_sampling_interval(one)
+    other = rng.random(5_000) < 0.9
+    low, high = helpers.test_sampling_interval(np.vstack([one, other]))
+    assert low < (one.mean() + other.mean()) / 2 < high
+    assert high - low < np.subtract(*helpers.test_sampling_interval(one)[::-1])
+
+
+def test_welch_p_matches_the_hand_worked_statistic():
+    from scipy import stats
+
+    a, b = [0.991, 0.992, 0.990, 0.993, 0.991], [0.994, 0.996, 0.995]
+    va, vb = np.var(a, ddof=1) / 5, np.var(b, ddof=1) / 3
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 2)
+    assert helpers.welch_p(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+
+
+def test_holm_hand_worked():
+    adjusted = helpers.holm([0.01, 0.04, 0.03, 0.005])
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 -> max(0.04, 0.06)
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(helpers.holm([0.5, 0.9]), [1.0, 1.0])
