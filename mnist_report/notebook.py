@@ -20,3 +20,14 @@ def setup_notebook(seed: int = SEED, keras: bool = False) -> None:
     set_style()
     set_seed(seed, keras=keras)
     print(describe_profile())
+
+
+def runs_note() -> str:
+    """One line for a chapter's last cell: how many training runs this execution trained and how
+    many it took from the training cache (instead of a "(cached)" line per run)."""
+    from .training import run_counts
+
+    n = run_counts()
+    total = n["cached"] + n["trained"]
+    return (f"Training runs used by this execution: {total:,} ({n['trained']:,} trained now, "
+            f"{n['cached']:,} from the training cache).")

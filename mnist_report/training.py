@@ -494,6 +494,20 @@ def _from_cache(net: Net, recipe: Recipe, seed: int, key: str) -> TrainResult | 
     return TrainResult(net=net, recipe=recipe, seed=int(seed), cached=True, **payload)
 
 
+_RUN_COUNTS = {"cached": 0, "trained": 0}  # this process's runs, for a chapter to report once
+
+
+def _counted(result: TrainResult) -> TrainResult:
+    _RUN_COUNTS["cached" if result.cached else "trained"] += 1
+    return result
+
+
+def run_counts() -> dict[str, int]:
+    """How many runs `train` and `train_many` have returned in this process so far, served from
+    the training cache and trained afresh: {"cached": n, "trained": m}."""
+    return dict(_RUN_COUNTS)
+
+
 def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> TrainResult:
     """Train `net` by `recipe` from `seed` (or fetch the run from the cache). With
     use_cache=False it trains afresh and leaves the cache alone (for timing: bench.py)."""
@@ -506,7 +520,7 @@ def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> Tra
         if use_cache:
             cache.store("train", key, payload)
         result = TrainResult(net=net, recipe=recipe, seed=int(seed), cached=False, **payload)
-    return result
+    return _counted(result)
 
 
 WORKER_THREADS = 1  # TensorFlow threads in each of train_many's worker processes
@@ -549,7 +563,7 @@ def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
                                                disable=not settings().progress or None),
                              strict=True):
             results[i] = future.result()
-    return [results[i] for i in range(len(runs))]
+    return [_counted(results[i]) for i in range(len(runs))]  # workers count in their process
 
 
 def headline(net: Net, recipe: Recipe, seeds: Sequence[int]) -> dict[str, Any]:

@@ -353,6 +353,9 @@ TINY_SWEEP = [(SWEEP_NET, Recipe(batch_size=32, steps=16, snapshots=(16,), optim
 
 
 def test_train_many_returns_runs_in_order_and_caches_them(fresh_cache):
+    from mnist_report.training import run_counts
+
+    before = run_counts()
     runs = helpers.train_many(TINY_SWEEP)
     assert [(r.seed, r.recipe.learning_rate) for r in runs] == [
         (seed, recipe.learning_rate) for _, recipe, seed in TINY_SWEEP]
@@ -362,6 +365,9 @@ def test_train_many_returns_runs_in_order_and_caches_them(fresh_cache):
     assert not any(helpers.is_cached(*run) for run in TINY_SWEEP)
     again = helpers.train_many(TINY_SWEEP)  # from the cache, no worker
     assert all(r.cached for r in again)
+    after, n = run_counts(), len(TINY_SWEEP)  # what a chapter reports once, at its end
+    assert (after["trained"] - before["trained"], after["cached"] - before["cached"]) == (n, n)
+    assert f"{after['trained']:,} trained now" in helpers.runs_note()
     for a, b in zip(runs, again, strict=True):
         assert a.test_accuracy == b.test_accuracy
 
