@@ -13,12 +13,38 @@ def describe_profile() -> str:
             f"| seed {SEED}")
 
 
+def readable(label):
+    """A table header as a reader sees it: 'test_accuracy' -> 'test accuracy'."""
+    return label.replace("_", " ") if isinstance(label, str) else label
+
+
+def readable_tables() -> None:
+    """Show tables in this notebook with readable labels (rows, columns and their names): the
+    code keeps its snake_case names, the rendered table drops the underscores."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:  # not in a notebook
+        return
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type(pd.DataFrame, lambda df: df.rename(index=readable, columns=readable).rename_axis(
+        index=[readable(n) for n in df.index.names],
+        columns=[readable(n) for n in df.columns.names])._repr_html_())
+    html.for_type(Styler, lambda styler: styler.format_index(readable, axis=0).format_index(
+        readable, axis=1).format_index_names(readable, axis=0).format_index_names(
+        readable, axis=1)._repr_html_())
+
+
 def setup_notebook(seed: int = SEED, keras: bool = False) -> None:
-    """Plot style, seeds, TensorFlow imported quietly, and a printed record of the profile
-    (checked by the hygiene tests)."""
+    """Plot style, seeds, TensorFlow imported quietly, readable table headers, and a printed
+    record of the profile (checked by the hygiene tests)."""
     quiet_tensorflow_import()
     set_style()
     set_seed(seed, keras=keras)
+    readable_tables()
     print(describe_profile())
 
 

@@ -174,3 +174,9 @@ def test_cpu_description_names_the_model_its_vector_unit_and_cores(monkeypatch):
     vector = ("AVX-512" if "avx512f" in results.cpu_flags() else
               "AVX2" if "avx2" in results.cpu_flags() else None)
     assert vector is None or f", {vector}," in text
+
+
+def test_tables_are_shown_with_readable_headers():
+    from mnist_report.notebook import readable
+
+    assert readable("test_accuracy") == "test accuracy" and readable(3) == 3
