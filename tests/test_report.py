@@ -61,3 +61,23 @@ def test_no_chapter_writes_latex_that_the_offline_report_could_not_render(report
                 o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", [])]
             for text in texts:
                 assert not re.search(r"\$[^$\s][^$]*\$|\\\(|\\\[", "".join(text)), path.name
+
+
+def test_the_index_opens_with_the_reproduction_table_and_the_comparison(report):
+    index, _ = report
+    html = index.read_text()
+    first_chapter = html.find('id="chapter-01"')
+    for heading in ("The student&#39;s numbers: reproduced?", "compared on equal terms",
+                    "What survives of the student&#39;s claims"):
+        position = max(html.find(heading), html.find(heading.replace("&#39;", "'")))
+        assert 0 < position < first_chapter, heading
+
+
+def test_the_html_stores_no_progress_bar_path_repr_or_cache_chatter(report):
+    index, notebooks = report
+    for page in [index] + [index.parent / f"{p.stem}.html" for p in notebooks]:
+        html = page.read_text()
+        assert not re.search(r"\d+(?:\.\d+)?it/s|\d+%\|[█▉▊▋▌▍▎▏ ]*\|", html), page.name
+        assert "PosixPath(" not in html and "WindowsPath(" not in html, page.name
+        assert "(cached)" not in html, page.name
+        assert '<script type="application/vnd.jupyter.widget-view+json">' not in html, page.name
