@@ -406,6 +406,9 @@ One run each: the training cache deleted, then `make report` (every notebook, fu
 the HTML export), then `make report` again. Chapter times come from the cells' execution stamps
 (kernel start-up left out); the `make report` column includes `make html`. The warm run wrote no
 new cache entry: every training run and every perturbed-test prediction came from the cache.
+These runs predate chapter 02's reproduction search, chapter 03's convergence study and chapter
+04's training at convergence, each of which adds tens of minutes to an hour or more of training
+to a cold run; run `make bench-notebooks` to measure the report as it is now.
 
 {notebook_table(record)}
 

@@ -67,14 +67,3 @@ def test_the_performance_page_is_written_from_the_committed_bench_results():
     assert page == bench.performance_page(payload["results"], payload["environment"])
     for table in (bench.markdown_table, bench.batch_norm_table, bench.notebook_table):
         assert table(payload["results"]) in page
-
-
-def test_the_readme_shows_the_batch_norm_ratios_against_their_goals():
-    record = committed("bench")
-    readme = (helpers.ROOT / "README.md").read_text()
-    assert bench.batch_norm_table(record) in readme
-    flat, runs = " ".join(readme.split()), record["notebooks"]
-    assert f"takes {runs['cold']['make_report_seconds'] / 60:.0f} minutes" in flat
-    assert f"(every run served from the cache) {runs['warm']['make_report_seconds']:.0f} s" in flat
-    best = next(row for row in record["training"] if row["model"] == "best CNN (04)")
-    assert f"trains at {best['helper']['images_per_s']['median']:,.0f} training images" in flat
