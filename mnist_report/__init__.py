@@ -7,9 +7,10 @@
     cache      cache keys (code fingerprints) and the on-disk store
     probes     collapse diagnostics, gradient noise scale, saliency, perturbed accuracy
     results    results files and the environment record stored with them
-    stats      intervals, tests, calibration, Pareto front, confusion matrices
+    stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto
+    summary    the headline tables and verdicts from results/: chapter 05, report, README blocks
     plots      the report's plot style, save_fig, image grids, curves, confusion matrices
-    notebook   the chapters' setup cell
+    notebook   the chapters' setup cell (readable tables) and their cached-runs line
     report     the HTML export
 
 Heavy libraries (TensorFlow, matplotlib, seaborn, scipy) are imported inside the functions that
