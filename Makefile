@@ -12,10 +12,13 @@ STAMP  := $(VENV)/.installed-$(ACCEL)
 REQUIREMENTS := $(VENV)/requirements-$(ACCEL).txt
 KERNEL := mnist-report
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# make report and make run record what each chapter reads; the ledger is rebuilt from it
+RECORD := .cache/ledger-record
+RECORDING := MNIST_PROFILE=full MNIST_LEDGER_RECORD=$(abspath $(RECORD))
 EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
-.PHONY: help setup data report run html bench bench-notebooks test unit notebooks-test lint lab clean \
+.PHONY: help setup data report run retrain check-ledger html bench bench-notebooks test unit notebooks-test lint lab clean \
 	clean-cache distclean
 
 help:  ## list the targets
@@ -46,15 +49,27 @@ $(STAMP): requirements.txt pyproject.toml
 data: $(STAMP)  ## fetch MNIST into data/mnist.npz and verify its digests
 	$(BIN)/python -c "import helpers; helpers.load_mnist(); print('MNIST verified:', helpers.MNIST_CACHE)"
 
-report: $(STAMP) data  ## execute every notebook in order (full profile), then export HTML
+report: $(STAMP) data  ## execute every notebook (full profile, from cache and ledger), rewrite the ledger, export HTML
+	@rm -rf $(RECORD)
 	@for nb in $(NOTEBOOKS); do \
-		echo "== $$nb"; \
-		MNIST_PROFILE=full $(EXECUTE) $$nb || exit 1; \
+		echo "== $$nb"; start=$$(date +%s); \
+		$(RECORDING) MNIST_CHAPTER=$$(basename $$nb .ipynb) $(EXECUTE) $$nb || exit 1; \
+		echo "   $$(( $$(date +%s) - start )) s"; \
 	done
+	$(BIN)/python -m mnist_report.ledger build $(RECORD) --replace
 	$(MAKE) html
 
-run: $(STAMP) data  ## execute one notebook in place, full profile: make run NB=01
-	MNIST_PROFILE=full $(EXECUTE) $(wildcard notebooks/$(NB)*.ipynb)
+run: $(STAMP) data  ## execute one notebook in place (full profile) and rewrite its ledger file: make run NB=01
+	@rm -rf $(RECORD)
+	@nb=$(firstword $(wildcard notebooks/$(NB)*.ipynb)); test -n "$$nb" || { echo "no notebook notebooks/$(NB)*"; exit 2; }; \
+	$(RECORDING) MNIST_CHAPTER=$$(basename $$nb .ipynb) $(EXECUTE) $$nb
+	$(BIN)/python -m mnist_report.ledger build $(RECORD)
+
+retrain: $(STAMP) data  ## a true cold run: `make report` ignoring the ledger and the local cache (hours; .cache/ is kept)
+	MNIST_LEDGER=off MNIST_CACHE_DIR=$${MNIST_RETRAIN_CACHE:-.cache/retrain} $(MAKE) report
+
+check-ledger: $(STAMP) data  ## every chapter replayed from the ledger alone (no cache, nothing computed) equals the committed one
+	MNIST_REPLAY=all $(BIN)/python -m pytest -p no:cacheprovider tests/test_replay.py
 
 html: $(STAMP)  ## export report/index.html (every chapter, contents) and report/NN_name.html
 	$(BIN)/python -c "import helpers; print('Report:', helpers.build_report())"
@@ -62,9 +77,9 @@ html: $(STAMP)  ## export report/index.html (every chapter, contents) and report
 bench: $(STAMP) data  ## time training (helper vs plain fit), inference, time to 99 % -> results/bench.json
 	MNIST_PROFILE=full $(BIN)/python bench.py
 
-bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted), then warm, per notebook -> results/bench.json
+bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted, ledger off), then warm, per notebook -> results/bench.json
 	$(MAKE) clean-cache
-	@start=$$(date +%s); $(MAKE) report || exit 1; \
+	@start=$$(date +%s); MNIST_LEDGER=off $(MAKE) report || exit 1; \
 	MNIST_PROFILE=full $(BIN)/python bench.py --notebooks cold --total $$(( $$(date +%s) - start ))
 	@cache="$${MNIST_CACHE_DIR:-.cache}"; touch "$$cache/.warm-start"; \
 	start=$$(date +%s); $(MAKE) report || exit 1; \

@@ -7,6 +7,18 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
+from mnist_report.analyses import (
+    ensemble_accuracy,
+    feature_maps,
+    first_layer_change,
+    first_layer_sample,
+    layer_kernel,
+    noise_scale_of,
+    noisy_accuracy,
+    saliency_of,
+    scores_on,
+    signature_of,
+)
 from mnist_report.cache import (
     cached,
     code_fingerprint,
@@ -140,6 +152,9 @@ def __getattr__(name: str) -> Any:  # the active settings, read when asked (PEP 
 
 
 __all__ = [
+    "ensemble_accuracy", "feature_maps", "first_layer_change", "first_layer_sample",
+    "layer_kernel", "noise_scale_of",
+    "noisy_accuracy", "saliency_of", "scores_on", "signature_of",
     "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
     "STUDENT", "ProfileError", "configure", "get_profile", "output_dirs", "pick", "set_seed",
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",

@@ -4,8 +4,10 @@
     data       MNIST (verified by digests), the fixed validation split, perturbed images
     models     builders (dense_net, conv_net), Net, the fused batch-norm layer, ensembles, MACs
     training   Recipe, TrainResult, train, train_many; the training path the cache key covers
-    cache      cache keys (code fingerprints) and the on-disk store
+    cache      cache keys (code fingerprints), the on-disk store, lookup: cache -> ledger
+    ledger     the committed run ledger (results/ledger/): compact records a fresh clone replays
     probes     collapse diagnostics, gradient noise scale, saliency, perturbed accuracy
+    analyses   analyses that need a run's weights, cached under the run's key (replay too)
     results    results files and the environment record stored with them
     stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto
     summary    the headline tables and verdicts from results/: chapter 05, report, README blocks

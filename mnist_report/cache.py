@@ -9,7 +9,9 @@ formatting and moving code between files leave it unchanged; any change to what 
 changes it.
 
 Entries are joblib pickles under <cache>/<namespace>/<key[:2]>/<key>.joblib (the cache folder
-is `config.settings().cache`, .cache/ by default; `make clean-cache` deletes it).
+is `config.settings().cache`, .cache/ by default; `make clean-cache` deletes it). Their compact
+records travel with the repository in the run ledger (ledger.py): `fetch` looks in the local
+cache, then in the ledger, under the same key.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ledger
 from .config import settings
 from .results import jsonable
 
@@ -253,7 +256,24 @@ def _path(namespace: str, key: str) -> Path:
 
 
 def contains(namespace: str, key: str) -> bool:
-    return _path(namespace, key).exists()
+    """Whether the local cache or the ledger holds the entry (nothing would be computed)."""
+    return _path(namespace, key).exists() or ledger.lookup(namespace, key) is not None
+
+
+def fetch(namespace: str, key: str, what: str = "") -> tuple[Any | None, str | None]:
+    """(payload, source) from the local cache ("cache"), else the committed ledger ("ledger"),
+    else (None, None): the caller computes it (under MNIST_LEDGER=only, LedgerMiss instead).
+    A payload served from the ledger lacks what the ledger never keeps (a run's weights)."""
+    payload = load(namespace, key)
+    source = "cache" if payload is not None else None
+    if payload is None:
+        payload = ledger.lookup(namespace, key)
+        source = "ledger" if payload is not None else None
+    if payload is None:
+        ledger.check_compute(namespace, key, what)
+        return None, None
+    ledger.note(namespace, key, payload)
+    return payload, source
 
 
 def load(namespace: str, key: str) -> Any | None:
@@ -279,25 +299,61 @@ def store(namespace: str, key: str, payload: Any) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     joblib.dump(payload, tmp)
     os.replace(tmp, path)
+    ledger.note(namespace, key, payload)
     return path
 
 
+_COMPUTING = [0]  # depth of cached computations running in this process
+
+
+class computing:
+    """Context manager around a cached computation: weights read inside it are the
+    computation's input, not a notebook's (a ledger replay never needs them)."""
+
+    def __enter__(self):
+        _COMPUTING[0] += 1
+
+    def __exit__(self, *exc):
+        _COMPUTING[0] -= 1
+
+
+def inside_computation() -> bool:
+    return _COMPUTING[0] > 0
+
+
+def argument_key(value: Any) -> Any:
+    """`value` for a cache key: a trained run (anything with a `cache_key`) by the key it was
+    cached under, which covers all that shaped its weights, so analyses of a run served from the
+    ledger (which keeps no weights) find their cached results; containers item by item."""
+    if hasattr(value, "cache_key") and not inspect.isclass(value):
+        return ("run", value.cache_key)
+    if isinstance(value, list | tuple):
+        return type(value)(argument_key(v) for v in value)
+    if isinstance(value, dict):
+        return {k: argument_key(v) for k, v in value.items()}
+    return value
+
+
 def cached(func: Callable) -> Callable:
-    """Decorator: cache `func`'s results on disk, keyed by its fingerprint (its code and the
-    project code it reaches), its arguments (joblib.hash) and the package versions. For
-    expensive, deterministic computations in a notebook (chapter 01's t-SNE map)."""
+    """Decorator: cache `func`'s results on disk and in the ledger, keyed by its fingerprint (its
+    code and the project code it reaches), its arguments (joblib.hash; a trained run by its own
+    cache key, see `argument_key`) and the package versions. For expensive, deterministic
+    computations (chapter 01's t-SNE map) and for every analysis that needs a run's weights, so
+    that it replays from the ledger without them."""
     import functools
 
     import joblib
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        arguments = argument_key((args, sorted(kwargs.items())))
         key = key_of({"code": code_fingerprint(func), "name": func.__qualname__,
-                      "arguments": joblib.hash((args, sorted(kwargs.items()))),
+                      "arguments": joblib.hash(arguments),
                       "packages": package_versions(("scikit-learn", "scipy"))})
-        value = load("cached", key)
+        value, _ = fetch("cached", key, func.__qualname__)
         if value is None:
-            value = func(*args, **kwargs)
+            with computing():
+                value = func(*args, **kwargs)
             store("cached", key, value)
         return value
 

@@ -50,10 +50,11 @@ def setup_notebook(seed: int = SEED, keras: bool = False) -> None:
 
 def runs_note() -> str:
     """One line for a chapter's last cell: how many training runs this execution trained and how
-    many it took from the training cache (instead of a "(cached)" line per run)."""
+    many it took from the local cache or the committed ledger (instead of a "(cached)" line per
+    run; the two sources are not told apart, so a replay from the ledger prints the same)."""
     from .training import run_counts
 
     n = run_counts()
     total = n["cached"] + n["trained"]
     return (f"Training runs used by this execution: {total:,} ({n['trained']:,} trained now, "
-            f"{n['cached']:,} from the training cache).")
+            f"{n['cached']:,} from the cache or the ledger).")

@@ -149,9 +149,10 @@ def perturbed_accuracy(result, images: np.ndarray, labels: np.ndarray, perturbat
                        levels: Sequence[float], flat: bool = False) -> list[float]:
     """Test accuracy of a trained run (a training.TrainResult) on `images` perturbed at each of
     `levels` by data.PERTURBATIONS[perturbation] (shift in pixels, rotation in degrees, noise
-    sigma); `flat` feeds the images as vectors. Cached like a training run, keyed by the code
-    (this function's path, the builder), the builder's arguments, the weights, the images and
-    the levels, so a warm rerun predicts nothing."""
+    sigma); `flat` feeds the images as vectors. Cached like a training run (and recorded in the
+    ledger), keyed by the code (this function's path, the builder), the builder's arguments, the
+    run's own cache key (which covers all that shaped its weights), the images and the levels,
+    so a warm rerun, or one from the ledger, predicts nothing."""
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, "
                          f"not {perturbation!r}")
@@ -159,12 +160,14 @@ def perturbed_accuracy(result, images: np.ndarray, labels: np.ndarray, perturbat
     key = cache.key_of({
         "code": cache.code_fingerprint(_perturbed_accuracy_impl, PERTURBATIONS[perturbation]),
         "builder_code": cache.code_fingerprint(result.net.build), "arch": dict(result.net.kwargs),
-        "weights": cache.array_digest(result.weights), "data": cache.array_digest(images, labels),
+        "run": result.cache_key or cache.array_digest(result.weights),
+        "data": cache.array_digest(images, labels),
         "perturbation": perturbation, "levels": list(levels), "flat": flat,
         "packages": cache.package_versions(("scipy",))})  # scipy.ndimage shifts and rotates
-    accuracies = cache.load("perturbed", key)
+    accuracies, _ = cache.fetch("perturbed", key, f"{perturbation} of {result.net.name}")
     if accuracies is None:
-        accuracies = _perturbed_accuracy_impl(result, images, labels, perturbation,
-                                              tuple(levels), flat)
+        with cache.computing():
+            accuracies = _perturbed_accuracy_impl(result, images, labels, perturbation,
+                                                  tuple(levels), flat)
         cache.store("perturbed", key, accuracies)
     return accuracies

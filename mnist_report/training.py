@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cache
+from . import cache, ledger
 from .config import configure, log, quiet_tensorflow_import, set_seed, settings
 from .data import mnist_split
 from .models import Net
@@ -146,6 +146,12 @@ class TrainResult:
     `train_seconds` is the original run's training time (also when served from the cache;
     evaluation excluded); `images_seen` the training images it processed (epochs x training
     images, or steps x batch size), the budget in units that do not depend on the machine.
+
+    `source` says where it came from: "trained" now, the local "cache", or the committed
+    "ledger" (ledger.py), which keeps no weights and keeps `test_proba` only where a chapter
+    read it. Such a run fetches a missing part on first use by retraining itself once, says so,
+    and checks the retrained scores against the ledger's. `test_predictions` (the predicted
+    class of each test image) needs only the ledger's compact predictions.
     """
 
     net: Net
@@ -167,31 +173,101 @@ class TrainResult:
     curve: list[dict]
     snapshots: dict[int, dict]
     trace: list[dict]
-    test_proba: np.ndarray
-    weights: list[np.ndarray]
+    test_proba: np.ndarray | None = dataclasses.field(repr=False, compare=False)
+    weights: list[np.ndarray] | None = dataclasses.field(repr=False, compare=False)
     environment: dict[str, Any]
     cached: bool = False
+    cache_key: str = ""  # the key it is cached under (its analyses are cached under it too)
+    threads: int | None = None  # TensorFlow threads its key records (train_many: 1)
+    source: str = "trained"
 
     @property
     def images_per_second(self) -> float:
         return self.images_seen / self.train_seconds if self.train_seconds else float("nan")
 
     def model(self):
-        """The trained Keras model (rebuilt from the net, with the trained weights)."""
+        """The trained Keras model (rebuilt from the net, with the trained weights). Analyses
+        of it belong in a cached function (cache.cached), so that they replay without weights."""
         model = self.net.make()
         model.set_weights(self.weights)
         return model
+
+    @property
+    def test_predictions(self) -> np.ndarray:
+        """The class predicted for each test image (argmax of `test_proba`), uint8."""
+        proba = self.__dict__.get("test_proba")
+        if proba is None and self.__dict__.get("_test_predictions") is not None:
+            predictions = self.__dict__["_test_predictions"]
+        else:
+            proba = proba if proba is not None else self._part("test_proba", note=False)
+            predictions = proba.argmax(1).astype(np.uint8)
+        if self.cache_key:
+            ledger.note_part("train", self.cache_key, "test_predictions", predictions)
+        return predictions
+
+    def _part(self, name: str, note: bool = True) -> Any:
+        """A lazy part (test_proba, weights): held, or restored by retraining this run."""
+        value = self.__dict__.get(name)
+        if value is None:
+            self._restore(name)
+            value = self.__dict__[name]
+        if self.cache_key and name == "test_proba" and note:
+            ledger.note_part("train", self.cache_key, name, value)
+        if self.cache_key and name == "weights" and not cache.inside_computation():
+            ledger.note_weights("train", self.cache_key, self.label())
+        return value
+
+    def label(self) -> str:
+        return f"{self.net.name} seed {self.seed} ({_recipe_text(self.recipe)})"
+
+    def _restore(self, part: str) -> None:
+        """Retrain this run (served from the ledger, which lacks `part`) and keep its weights and
+        probabilities; warn if the retrained scores differ from the ledger's."""
+        if not self.cache_key:
+            raise ValueError(f"this run has no {part} and no cache key to retrain it by")
+        ledger.check_compute("train", self.cache_key, f"the {part} of {self.label()}")
+        log.warning("Retraining %s for its %s, which the ledger does not keep.", self.label(),
+                    part)
+        payload = _retrain(self.net, self.recipe, self.seed, self.threads, self.cache_key)
+        changed = [k for k in ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+                   if payload[k] != getattr(self, k)]
+        if changed:
+            log.warning("The retrained %s differs from its ledger record in %s (%s): this "
+                        "machine's arithmetic differs from the recording machine's; its "
+                        "analyses use the retrained weights.", self.label(), ", ".join(changed),
+                        ", ".join(f"{payload[k]:.6g} vs {getattr(self, k):.6g}"
+                                  for k in changed))
+        self.__dict__["weights"] = payload["weights"]
+        self.__dict__["test_proba"] = payload["test_proba"]
 
     def row(self, model: str) -> dict[str, Any]:
         """One row of a runs table: the label, the seed, the builder and its arguments, the
         recipe, and every scalar field of the result (derived from the fields, not listed)."""
         scalars = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                   if f.name != "cached" and isinstance(getattr(self, f.name), int | float)}
+                   if f.name not in ("cached", "threads", *_LAZY) and isinstance(
+                       getattr(self, f.name), int | float)}
         scalars.pop("seed")
         recipe = {k: _cell(v) for k, v in self.recipe.to_dict().items() if k != "snapshots"}
         return {"model": model, "seed": self.seed, "build": self.net.name,
                 **{k: _cell(v) for k, v in self.net.kwargs.items()}, **recipe,
                 "diverged_at": self.diverged_at, **scalars}
+
+
+_LAZY = ("test_proba", "weights")
+
+
+def _lazy(name: str) -> property:
+    return property(lambda self: self._part(name),
+                    lambda self, value: self.__dict__.__setitem__(name, value),
+                    doc=f"The run's {name} (restored by retraining if the ledger lacks it).")
+
+
+for _name in _LAZY:  # after the dataclass: its __init__ assigns through these properties
+    setattr(TrainResult, _name, _lazy(_name))
+
+
+def _recipe_text(recipe: Recipe) -> str:
+    return ", ".join(f"{k}={v}" for k, v in recipe.key().items())
 
 
 def _cell(value: Any) -> Any:
@@ -482,16 +558,45 @@ def run_key(net: Net, recipe: Recipe, seed: int, threads: int | None = None) -> 
 
 
 def is_cached(net: Net, recipe: Recipe, seed: int, threads: int | None = None) -> bool:
-    """Whether `train(net, recipe, seed)` would be served from the cache in this process (with
-    `threads`: in a process with that many TensorFlow threads, e.g. 1 for train_many)."""
+    """Whether `train(net, recipe, seed)` would be served from the cache or the ledger in this
+    process (with `threads`: in a process with that many TensorFlow threads, e.g. 1 for
+    train_many)."""
     return cache.contains("train", run_key(net, recipe, seed, threads))
 
 
-def _from_cache(net: Net, recipe: Recipe, seed: int, key: str) -> TrainResult | None:
-    payload = cache.load("train", key)
+def _result(net: Net, recipe: Recipe, seed: int, key: str, payload: dict, source: str,
+            threads: int | None) -> TrainResult:
+    payload = dict(payload)
+    predictions = payload.pop("test_predictions", None)
+    payload.setdefault("test_proba", None)
+    payload.setdefault("weights", None)
+    result = TrainResult(net=net, recipe=recipe, seed=int(seed), cached=source != "trained",
+                         cache_key=key, threads=threads, source=source, **payload)
+    result.__dict__["_test_predictions"] = predictions
+    return result
+
+
+def _from_cache(net: Net, recipe: Recipe, seed: int, key: str,
+                threads: int | None = None) -> TrainResult | None:
+    payload, source = cache.fetch("train", key, f"training {net.name} seed {seed}")
     if payload is None:
         return None
-    return TrainResult(net=net, recipe=recipe, seed=int(seed), cached=True, **payload)
+    return _result(net, recipe, seed, key, payload, source, threads)
+
+
+def _retrain(net: Net, recipe: Recipe, seed: int, threads: int | None, key: str) -> dict:
+    """Train a run afresh for its weights, in a process like the one its key records (one
+    TensorFlow thread: a train_many worker), and keep it in the local cache."""
+    if threads:
+        from joblib.externals.loky import get_reusable_executor
+
+        executor = get_reusable_executor(max_workers=settings().n_jobs)
+        payload = executor.submit(_retrain_in_worker, net, recipe, seed,
+                                  settings().as_dict()).result()
+    else:
+        payload = _train_impl(net, recipe, seed)
+    cache.store("train", key, payload)
+    return payload
 
 
 _RUN_COUNTS = {"cached": 0, "trained": 0}  # this process's runs, for a chapter to report once
@@ -513,20 +618,21 @@ def train(net: Net, recipe: Recipe, seed: int, *, use_cache: bool = True) -> Tra
     use_cache=False it trains afresh and leaves the cache alone (for timing: bench.py)."""
     if not isinstance(net, Net) or not isinstance(recipe, Recipe):
         raise TypeError("train(net, recipe, seed) takes a models.Net and a training.Recipe")
-    key = run_key(net, recipe, seed) if use_cache else None
-    result = _from_cache(net, recipe, seed, key) if use_cache else None
+    key = run_key(net, recipe, seed) if use_cache else ""
+    threads = numerics().get("threads")
+    result = _from_cache(net, recipe, seed, key, threads) if use_cache else None
     if result is None:
         payload = _train_impl(net, recipe, seed)
         if use_cache:
             cache.store("train", key, payload)
-        result = TrainResult(net=net, recipe=recipe, seed=int(seed), cached=False, **payload)
+        result = _result(net, recipe, seed, key, payload, "trained", threads)
     return _counted(result)
 
 
 WORKER_THREADS = 1  # TensorFlow threads in each of train_many's worker processes
 
 
-def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> TrainResult:
+def _worker_setup(config: dict) -> None:
     quiet_tensorflow_import()
     import tensorflow as tf
 
@@ -534,7 +640,16 @@ def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> Train
     if tf.config.threading.get_intra_op_parallelism_threads() != WORKER_THREADS:  # a new worker
         tf.config.threading.set_intra_op_parallelism_threads(WORKER_THREADS)
         tf.config.threading.set_inter_op_parallelism_threads(WORKER_THREADS)
+
+
+def _train_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> TrainResult:
+    _worker_setup(config)
     return train(net, recipe, seed)
+
+
+def _retrain_in_worker(net: Net, recipe: Recipe, seed: int, config: dict) -> dict:
+    _worker_setup(config)
+    return _train_impl(net, recipe, seed)
 
 
 def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
@@ -550,8 +665,8 @@ def train_many(runs: Sequence[tuple[Net, Recipe, int]], desc: str = "runs",
     from tqdm.auto import tqdm
 
     runs = list(runs)
-    results = {i: result for i, run in enumerate(runs)
-               if (result := _from_cache(*run, run_key(*run, WORKER_THREADS))) is not None}
+    results = {i: result for i, run in enumerate(runs) if (result := _from_cache(
+        *run, run_key(*run, WORKER_THREADS), WORKER_THREADS)) is not None}
     todo = [i for i in range(len(runs)) if i not in results]
     if todo:  # worker processes even for n_jobs=1, so a run never depends on n_jobs
         # An idle worker that loky retired is restarted; its notice is not a result.
