@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,71 @@ def reproduces(accuracies: Iterable[float], losses: Iterable[float], accuracy: f
     (a_low, a_high), (l_low, l_high) = central_range(accuracies, coverage), central_range(
         losses, coverage)
     return bool(a_low <= accuracy <= a_high and l_low <= loss <= l_high)
+
+
+def prediction_interval(values: Iterable[float], confidence: float = 0.95
+                        ) -> tuple[float, float]:
+    """(low, high) holding one *new* run of the same program with probability `confidence`, for
+    normally distributed runs: mean +- t_{(1+confidence)/2, n-1} s sqrt(1 + 1/n), wider than a
+    confidence interval for the mean by the new run's own spread. Needs two runs or more."""
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2:
+        raise ValueError("a prediction interval needs at least two runs")
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) * np.sqrt(1 + 1 / len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def prediction_p(values: Iterable[float], value: float) -> float:
+    """Two-sided p-value of `value` as one new run of the program whose runs gave `values`:
+    2 P(T_{n-1} > |value - mean| / (s sqrt(1 + 1/n))). 1 when it equals the mean; 0 when the
+    runs have no spread and it differs from them."""
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2:
+        raise ValueError("a prediction p-value needs at least two runs")
+    scale = x.std(ddof=1) * np.sqrt(1 + 1 / len(x))
+    if scale == 0:
+        return 1.0 if value == x.mean() else 0.0
+    return float(2 * stats.t.sf(abs(value - x.mean()) / scale, len(x) - 1))
+
+
+def reproduction_test(accuracies: Iterable[float], losses: Iterable[float], accuracy: float,
+                      loss: float, confidence: float = 0.95) -> dict[str, Any]:
+    """Is a reported (accuracy, loss) consistent with one new run of the program whose seeds
+    gave `accuracies` and `losses`? Per metric a prediction p-value (`prediction_p`); the two are
+    combined by Bonferroni, p = min(1, 2 min(p_accuracy, p_loss)), and the pair is reproduced when
+    p >= 1 - confidence: both numbers inside their prediction intervals at 1 - (1 - confidence)/2.
+    A new run of the same program passes with probability >= `confidence` (about 95 % when the
+    metrics are independent, up to 97.5 % when they move together); tests/test_stats.py checks
+    it by simulation."""
+    accuracies, losses = list(accuracies), list(losses)
+    per_metric = 1 - (1 - confidence) / 2
+    p_acc, p_loss = prediction_p(accuracies, accuracy), prediction_p(losses, loss)
+    p = min(1.0, 2 * min(p_acc, p_loss))
+    return {"reproduced": bool(p >= 1 - confidence), "p": p, "p_accuracy": p_acc,
+            "p_loss": p_loss, "accuracy_interval": prediction_interval(accuracies, per_metric),
+            "loss_interval": prediction_interval(losses, per_metric), "runs": len(accuracies)}
+
+
+def held_out_pass_rate(groups: Iterable[tuple[Sequence[float], Sequence[float]]],
+                       confidence: float = 0.95) -> tuple[int, int]:
+    """How often a held-out run passes `reproduction_test` against the other runs of its own
+    program (leave one out, every run of every group of >= 3 runs): (passes, trials). The
+    calibration check on real runs: about `confidence` of them should pass."""
+    passes = trials = 0
+    for accuracies, losses in groups:
+        acc, loss = np.asarray(accuracies, float), np.asarray(losses, float)
+        if len(acc) < 3:
+            continue
+        for i in range(len(acc)):
+            rest = np.arange(len(acc)) != i
+            passes += reproduction_test(acc[rest], loss[rest], acc[i], loss[i],
+                                        confidence)["reproduced"]
+            trials += 1
+    return passes, trials
 
 
 def distance(accuracy: float, loss: float, target_accuracy: float, target_loss: float) -> float:

@@ -167,3 +167,55 @@ def test_holm_hand_worked():
     # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 -> max(0.04, 0.06)
     np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
     np.testing.assert_allclose(helpers.holm([0.5, 0.9]), [1.0, 1.0])
+
+
+def test_prediction_interval_against_hand_worked_values():
+    # runs 1, 2, 3: mean 2, s 1, n 3; t(0.975, 2) = 4.302653; half width 4.302653 * sqrt(4/3)
+    low, high = helpers.prediction_interval([1.0, 2.0, 3.0])
+    assert (low, high) == pytest.approx((2 - 4.968275, 2 + 4.968275), abs=1e-5)
+    assert helpers.prediction_p([1.0, 2.0, 3.0], 2 + 4.968275) == pytest.approx(0.05, abs=1e-6)
+    assert helpers.prediction_p([1.0, 2.0, 3.0], 2.0) == 1.0
+    assert helpers.prediction_p([0.5, 0.5], 0.5) == 1.0
+    assert helpers.prediction_p([0.5, 0.5], 0.6) == 0
+    with pytest.raises(ValueError, match="at least two runs"):
+        helpers.prediction_interval([1.0])
+
+
+def test_reproduction_test_combines_the_two_metrics_by_bonferroni():
+    acc, loss = [0.90, 0.91, 0.92, 0.93], [0.30, 0.29, 0.28, 0.27]
+    inside = helpers.reproduction_test(acc, loss, 0.915, 0.285)
+    assert inside["reproduced"] and inside["p"] == pytest.approx(
+        min(1, 2 * min(inside["p_accuracy"], inside["p_loss"])))
+    (a_low, a_high), (_, l_high) = inside["accuracy_interval"], inside["loss_interval"]
+    assert (a_low, a_high) == pytest.approx(helpers.prediction_interval(acc, 0.975))
+    # exactly at the per-metric 97.5 % edge: p_accuracy = 0.025, combined p = 0.05
+    edge = helpers.reproduction_test(acc, loss, a_high, 0.285)
+    assert edge["p"] == pytest.approx(0.05, abs=1e-9)
+    assert not helpers.reproduction_test(acc, loss, 0.915, l_high + 0.01)["reproduced"]
+
+
+@pytest.mark.parametrize("n", [5, 10, 20])
+@pytest.mark.parametrize("correlation", [0.0, -0.9])
+def test_a_new_run_of_the_same_program_passes_about_95_percent_of_the_time(n, correlation):
+    """Calibration by simulation: runs drawn from one normal program (accuracy and loss with the
+    given correlation); the next run must pass with probability 95 % (independent metrics) up to
+    97.5 % (metrics that move together), unlike the old min-max-like rule."""
+    rng = np.random.default_rng(n)
+    cov = [[1.0, correlation], [correlation, 1.0]]
+    sims, passes, old_passes = 4000, 0, 0
+    for _ in range(sims):
+        draws = rng.multivariate_normal([0.95, 0.2], np.multiply(cov, 1e-4), size=n + 1)
+        (acc, loss), (new_acc, new_loss) = draws[:n].T, draws[n]
+        passes += helpers.reproduction_test(acc, loss, new_acc, new_loss)["reproduced"]
+        old_passes += helpers.reproduces(acc, loss, new_acc, new_loss)
+    rate = passes / sims
+    assert 0.94 <= rate <= 0.985, rate
+    assert old_passes / sims < rate - 0.1  # the central-95 %-of-seeds rule under-covers
+
+
+def test_held_out_pass_rate_counts_every_leave_one_out_trial():
+    rng = np.random.default_rng(0)
+    groups = [(rng.normal(0.9, 0.01, 8), rng.normal(0.3, 0.02, 8)) for _ in range(50)]
+    passes, trials = helpers.held_out_pass_rate(groups + [([0.9, 0.91], [0.3, 0.31])])
+    assert trials == 400  # the group of 2 is skipped: one run left cannot be predicted
+    assert 0.9 <= passes / trials <= 1.0
