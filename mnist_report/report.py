@@ -19,10 +19,25 @@ def chapter_notebooks(folder: Path | None = None) -> list[Path]:
 # nbconvert's "lab" page, without the three scripts it would fetch from a CDN (require.js, MathJax,
 # Mermaid): the report must open from disk with no network, and it needs none of them (no widgets,
 # no diagrams, and no LaTeX: tests/test_report.py keeps math out of the chapters' text).
+# Code is folded: each code cell's source sits in a closed <details> ("code, N lines"), so a
+# reader sees prose, tables and figures and opens the code where they want it; outputs stay in
+# view. The notebooks themselves keep their code visible.
 OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js -%}
+<style>
+details.code-fold > summary { cursor: pointer; color: #57606a; font: 12px monospace;
+  margin: 2px 0 2px 72px; }
+details.code-fold[open] > summary { margin-bottom: 4px; }
+</style>
+{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block input_group -%}
+<details class="code-fold"><summary>code, {{ cell.source.splitlines() | length }} \
+line{{ 's' if cell.source.splitlines() | length != 1 }}</summary>
+{{ super() }}
+</details>
+{%- endblock input_group -%}
 """
 
 

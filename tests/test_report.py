@@ -81,3 +81,17 @@ def test_the_html_stores_no_progress_bar_path_repr_or_cache_chatter(report):
         assert "PosixPath(" not in html and "WindowsPath(" not in html, page.name
         assert "(cached)" not in html, page.name
         assert '<script type="application/vnd.jupyter.widget-view+json">' not in html, page.name
+
+
+def test_code_is_folded_away_and_prose_tables_and_figures_stay_in_view(report):
+    index, notebooks = report
+    html = index.read_text()
+    shown = sum(c.cell_type == "code" and "remove-input" not in c.metadata.get("tags", [])
+                for p in notebooks for c in nbformat.read(p, as_version=4).cells)
+    folds = re.findall(r'<details class="code-fold"><summary>code, \d+ lines?</summary>(.*?)'
+                       r"</details>", html, flags=re.S)
+    assert len(folds) == shown > 0  # every shown code cell, each behind its own toggle
+    assert all("jp-InputArea" in f and "jp-OutputArea" not in f and "<img" not in f
+               for f in folds)  # the code alone: its outputs are outside the fold
+    outside = re.sub(r'<details class="code-fold">.*?</details>', "", html, flags=re.S)
+    assert "<img" in outside and "<table" in outside and "<h2" in outside
