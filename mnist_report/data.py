@@ -171,6 +171,10 @@ def load_mnist(cache_path: Path | str | None = None):
     )
 
 
+# The student's split (ts-39/MNIST, mnist.py and mnistcnn.py): scikit-learn's train_test_split of
+# the 60,000 training images into 48,000 for training and 12,000 for validation.
+STUDENT_SPLIT = {"test_size": 0.2, "random_state": 42}
+SPLITS = ("report", "student")
 VAL_SIZE = 5000  # held out from the 60,000 training images; the test set is never used to choose
 SPLIT_SEED = 0  # the validation split is the same for every run, whatever the training seed
 
@@ -182,10 +186,13 @@ def pixel_permutation(seed: int) -> np.ndarray:
 
 def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None = None,
                 val_size: int = VAL_SIZE, permute: int | None = None, n_eval: int | None = None,
-                val_in_train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                val_in_train: bool = False, split: str = "report"
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False).
 
-    The validation images are a fixed random subset of the training set (SPLIT_SEED);
+    The validation images are a fixed random subset of the training set (SPLIT_SEED), or, with
+    split="student", the student's: train_test_split(**STUDENT_SPLIT) of the 60,000 training
+    images (48,000 to train on, 12,000 to validate on, in the order it returns them);
     n_train keeps only the first n_train of the remaining training images, and n_eval the first
     n_eval validation and test images (both for the smoke profile). val_in_train=True trains on
     all the training images, the validation images included (as Keras's examples do).
@@ -193,8 +200,17 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
     keep all their information but lose their spatial layout.
     """
     (x_train, y_train), (x_test, y_test) = load_mnist()
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
-    val_idx, train_idx = order[:val_size], (order if val_in_train else order[val_size:])
+    if split == "student":
+        from sklearn.model_selection import train_test_split
+
+        if val_in_train:
+            raise ValueError("split='student' keeps its 12,000 validation images out of training")
+        train_idx, val_idx = train_test_split(np.arange(len(x_train)), **STUDENT_SPLIT)
+    elif split == "report":
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
+        val_idx, train_idx = order[:val_size], (order if val_in_train else order[val_size:])
+    else:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
     if n_train is not None:
         train_idx = train_idx[:n_train]
 

@@ -58,7 +58,7 @@ class Net:
     def from_dict(cls, record: Mapping[str, Any]) -> Net:
         """The Net of a `to_dict()` record (builders of this module only)."""
         builders = {"dense_net": dense_net, "conv_net": conv_net,
-                    "keras_mnist_cnn": keras_mnist_cnn}
+                    "keras_mnist_cnn": keras_mnist_cnn, "student_cnn": student_cnn}
         if record["builder"] not in builders:
             raise ValueError(f"unknown builder {record['builder']!r}; known: {sorted(builders)}")
         return cls(builders[record["builder"]], **record["arch"])
@@ -232,6 +232,22 @@ def keras_mnist_cnn():
         kl.Conv2D(64, 3, activation="relu"), kl.MaxPooling2D(), kl.Dropout(0.25), kl.Flatten(),
         kl.Dense(128, activation="relu"), kl.Dropout(0.5), kl.Dense(10, activation="softmax"),
     ], name="keras_mnist_cnn")
+
+
+def student_cnn():
+    """The CNN of the student's `mnistcnn.py` (ts-39/MNIST), as its file describes it: Conv16 (3x3,
+    'same', ReLU), 2x2 max pooling, Conv128 (3x3, 'valid', ReLU), pooling, Conv256 (3x3,
+    'valid', ReLU), pooling, dropout 0.5, flatten, dense 128 (ReLU), dropout 0.25, 10-way
+    softmax: 7.6 million multiply-accumulates per image, most in the third convolution."""
+    import keras
+    from keras import layers as kl
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), kl.Conv2D(16, 3, padding="same", activation="relu"),
+        kl.MaxPooling2D(), kl.Conv2D(128, 3, activation="relu"), kl.MaxPooling2D(),
+        kl.Conv2D(256, 3, activation="relu"), kl.MaxPooling2D(), kl.Dropout(0.5), kl.Flatten(),
+        kl.Dense(128, activation="relu"), kl.Dropout(0.25), kl.Dense(10, activation="softmax"),
+    ], name="student_cnn")
 
 
 def ensemble(models: Sequence) -> Any:

@@ -37,13 +37,13 @@ import numpy as np
 
 from . import cache, ledger
 from .config import configure, log, quiet_tensorflow_import, set_seed, settings
-from .data import mnist_split
+from .data import SPLITS, mnist_split
 from .models import Net
 from .probes import diagnostics
 from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
-TRAINING_FINGERPRINT = "7c04efcad6b030a3"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_FINGERPRINT = "8dd925a9d06c71d6"  # of the code below, on Python 3.11 (bytecode differs
 TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
 
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
@@ -75,7 +75,8 @@ class Recipe:
     `flatten=False`; `permute=seed` trains and scores on permuted-pixel MNIST; `n_train` and
     `n_eval` shorten the training and the validation/test sets (smoke profile); `all_train=True`
     trains on all 60,000 training images, as Keras's examples do (the validation images are then
-    among them: their scores are training scores, never a basis for a choice).
+    among them: their scores are training scores, never a basis for a choice); `split="student"`
+    trains on the student's 48,000 images and validates on their 12,000 (data.mnist_split).
     With an epoch budget, `snapshots` are epochs: train/val/test metrics after each of them (with
     a constant learning rate, the state after epoch e is that of an e-epoch run).
     `trace_steps` records per-step diagnostics (see probes.diagnostics) for the first steps.
@@ -101,6 +102,7 @@ class Recipe:
     snapshots: tuple[int, ...] = ()
     trace_steps: int = 0
     all_train: bool = False
+    split: str = "report"
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
@@ -111,6 +113,9 @@ class Recipe:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+        if self.split not in SPLITS or (self.split != "report" and self.all_train):
+            raise ValueError(f"split must be one of {SPLITS} (all_train only with 'report'), "
+                             f"not {self.split!r}")
         budget = self.steps or self.epochs
         if any(not 0 < int(s) <= budget for s in self.snapshots):
             raise ValueError(f"snapshots {self.snapshots} must lie within the budget ({budget})")
@@ -290,7 +295,7 @@ def _train_impl(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
     set_seed(seed)
     data = mnist_split(scale=recipe.scale, flatten=recipe.flatten, n_train=recipe.n_train,
                        permute=recipe.permute, n_eval=recipe.n_eval,
-                       val_in_train=recipe.all_train)
+                       val_in_train=recipe.all_train, split=recipe.split)
     model = net.make()
     n_train, batch_size, steps = len(data["train"][1]), recipe.batch_size, recipe.steps
     # Up to settings().steps_per_execution steps per call for every budget; validation inside

@@ -200,3 +200,21 @@ def test_add_noise_is_seeded_and_stays_in_the_pixel_range():
     np.testing.assert_array_equal(noisy, helpers.add_noise(x, 0.1, seed=1))
     assert noisy.std() == pytest.approx(0.1, rel=0.05) and noisy.dtype == np.float32
     assert helpers.add_noise(x, 5.0).min() == 0.0 and helpers.add_noise(x, 5.0).max() == 1.0
+
+
+def test_the_student_split_is_scikit_learns_train_test_split_of_the_training_images(mnist):
+    from sklearn.model_selection import train_test_split
+
+    split = helpers.mnist_split(split="student", flatten=True, scale=False)
+    x_train, x_val, y_train, y_val = train_test_split(
+        mnist["x_train"], mnist["y_train"], test_size=0.2, random_state=42)
+    assert len(split["train"][1]) == 48_000 and len(split["val"][1]) == 12_000
+    assert (split["train"][0] == x_train.reshape(48_000, 784)).all()
+    assert (split["val"][1] == y_val).all() and (split["train"][1] == y_train).all()
+    assert len(split["test"][1]) == 10_000
+    with pytest.raises(ValueError, match="unknown split"):
+        helpers.mnist_split(split="other")
+    with pytest.raises(ValueError, match="keeps its 12,000"):
+        helpers.mnist_split(split="student", val_in_train=True)
+    with pytest.raises(ValueError, match="split must be one of"):
+        helpers.Recipe(batch_size=128, epochs=1, split="student", all_train=True)

@@ -191,3 +191,19 @@ def test_recalibrated_batch_norm_holds_the_statistics_of_its_inputs(kind):
                                    atol=1e-5)
         np.testing.assert_allclose(bn.moving_variance.numpy(), inputs.var(axes), rtol=1e-3,
                                    atol=1e-6)
+
+
+def test_student_cnn_is_the_network_of_the_students_mnistcnn_py():
+    import keras
+
+    model = helpers.student_cnn()
+    # conv 16*9+16, conv 128*(9*16)+128, conv 256*(9*128)+256, dense 1024*128+128, dense 1290
+    assert model.count_params() == 160 + 18_560 + 295_168 + 131_200 + 1_290
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
+                     "Dropout", "Flatten", "Dense", "Dropout", "Dense"]
+    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.5, 0.25]
+    assert helpers.count_macs(model) == (28 * 28 * 9 * 16 + 12 * 12 * 9 * 16 * 128
+                                         + 4 * 4 * 9 * 128 * 256 + 1024 * 128 + 128 * 10)
+    assert 7.5e6 < helpers.count_macs(model) < 7.7e6  # "about 7.6 M" (issue 27)
+    assert helpers.Net.from_dict(helpers.Net(helpers.student_cnn).to_dict()).name == "student_cnn"
