@@ -18,7 +18,13 @@ RECORDING := MNIST_PROFILE=full MNIST_LEDGER_RECORD=$(abspath $(RECORD))
 EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
-.PHONY: help setup data report run retrain check-ledger html bench bench-notebooks test unit notebooks-test lint lab clean \
+# The student's own versions (ts-39/MNIST's requirements.txt), for the control runs of the student's
+# programs (mnist_report/student_runner.py); make test never needs them.
+STUDENT_VENV := .venv-student
+STUDENT_PINS := keras==3.5.0 numpy==1.26.4 scikit-learn==1.5.1
+STUDENT_TF := 2.17.0
+
+.PHONY: help setup data report run retrain check-ledger student-env html bench bench-notebooks test unit notebooks-test lint lab clean \
 	clean-cache distclean
 
 help:  ## list the targets
@@ -45,6 +51,18 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
 		--display-name "Python (mnist-report)"
 	touch $(STAMP)
+
+student-env: $(STUDENT_VENV)/.installed  ## a second environment with the student's versions (TensorFlow 2.17.0, Keras 3.5.0, NumPy 1.26.4)
+
+$(STUDENT_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(STUDENT_VENV)
+	@# tensorflow-cpu on Linux x86-64 (the same code without CUDA), tensorflow elsewhere
+	tf=$$([ "$$(uname -sm)" = "Linux x86_64" ] && echo tensorflow-cpu || echo tensorflow); \
+	$(STUDENT_VENV)/bin/python -m pip install --disable-pip-version-check \
+		$$tf==$(STUDENT_TF) $(STUDENT_PINS)
+	$(STUDENT_VENV)/bin/python -c "import keras, numpy, sklearn, tensorflow; \
+		print('student environment: TensorFlow', tensorflow.__version__, 'Keras', keras.__version__)"
+	touch $@
 
 data: $(STAMP)  ## fetch MNIST into data/mnist.npz and verify its digests
 	$(BIN)/python -c "import helpers; helpers.load_mnist(); print('MNIST verified:', helpers.MNIST_CACHE)"
@@ -108,5 +126,5 @@ clean:  ## remove build outputs and tool caches; keeps the training cache (see c
 clean-cache:  ## delete the training cache (hours of training: the next report run is cold)
 	rm -rf "$${MNIST_CACHE_DIR:-.cache}"
 
-distclean: clean clean-cache  ## also remove the training cache, .venv and data/
-	rm -rf $(VENV) data
+distclean: clean clean-cache  ## also remove the training cache, .venv, .venv-student and data/
+	rm -rf $(VENV) $(STUDENT_VENV) data
