@@ -25,9 +25,23 @@ def set_style() -> None:
                          "figure.autolayout": False})
 
 
-def save_fig(name: str, fig=None) -> Path:
+_NUMBERS: dict[str, int] = {}  # figure name -> its number in its chapter, in order of first save
+
+
+def figure_number(name: str) -> str:
+    """"03-4": the chapter (the name's NN) and the figure's place among the chapter's figures
+    saved so far in this process. A figure saved again keeps its number, so rerunning a cell
+    does not renumber anything."""
+    chapter = name[:2]
+    if name not in _NUMBERS:
+        _NUMBERS[name] = 1 + sum(other[:2] == chapter for other in _NUMBERS)
+    return f"{chapter}-{_NUMBERS[name]}"
+
+
+def save_fig(name: str, fig=None, caption: str | None = None) -> Path:
     """Save a figure as `<figures>/<name>.png` (figures/, or the smoke folder); `name` is
-    `NN_short_name` (NN = chapter)."""
+    `NN_short_name` (NN = chapter). With a `caption`, also show "Figure NN-k. caption" under it
+    (k: its place in the chapter, `figure_number`), so prose can cite "Figure 03-4"."""
     import matplotlib.pyplot as plt
 
     name = name.removesuffix(".png")
@@ -35,7 +49,209 @@ def save_fig(name: str, fig=None) -> Path:
         raise ValueError(f"figure name {name!r} must look like '01_class_balance' (NN_short_name)")
     path = check_writable(settings().figures / f"{name}.png")
     (fig or plt.gcf()).savefig(path, dpi=FIG_DPI, bbox_inches="tight")
+    if caption:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"**Figure {figure_number(name)}.** {caption}"))
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# House formatters: one percent style ("99.20 %"), legends outside the data, batch-size axes
+# ------------------------------------------------------------------------------------------------
+
+
+def percent_axis(ax, axis: str = "y", digits: int = 0):
+    """Tick labels of a proportion axis in the house style: 0.992 -> "99.2 %" (digits=1)."""
+    from matplotlib.ticker import FuncFormatter
+
+    formatter = FuncFormatter(lambda value, _: f"{100 * value:.{digits}f} %")
+    for which in axis:
+        getattr(ax, f"{which}axis").set_major_formatter(formatter)
+    return ax
+
+
+def legend_outside(ax, where: str = "right", title: str | None = None, **kwargs):
+    """The legend beside the axes ("right") or under them ("below"), never over the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    if where == "below":
+        return ax.legend(handles, labels, title=title, loc="upper center",
+                         bbox_to_anchor=(0.5, -0.18), ncols=min(len(labels), 4), frameon=False,
+                         **kwargs)
+    if where != "right":
+        raise ValueError(f"where must be 'right' or 'below', not {where!r}")
+    return ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1),
+                     frameon=False, **kwargs)
+
+
+def batch_size_axis(ax, batches: Sequence[int], axis: str = "x"):
+    """A log2 axis with one labelled tick per batch size (16, 128, 2048, ...), no minor ticks."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    target = getattr(ax, f"{axis}axis")
+    getattr(ax, f"set_{axis}scale")("log", base=2)
+    target.set_major_locator(FixedLocator(list(batches)))
+    target.set_major_formatter(lambda value, _: f"{value:,.0f}")
+    target.set_minor_locator(NullLocator())
+    getattr(ax, f"set_{axis}label")("batch size")
+    return ax
+
+
+def _axes(ax, figsize=(6.5, 4.0)):
+    import matplotlib.pyplot as plt
+
+    return ax if ax is not None else plt.subplots(figsize=figsize)[1]
+
+
+def _seed_bands(data, x: str, y: str, hue: str | None, band: str):
+    """Per (hue, x): mean of y over the rows (seeds) and a band: "ci" (95 % t interval of the
+    mean) or "range" (min to max)."""
+    from .stats import mean_ci
+
+    keys = [k for k in (hue, x) if k]
+    rows = []
+    for key, group in data.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        values = group[y].to_numpy(float)
+        if band == "ci":
+            mean, low, high = mean_ci(values)
+            low, high = (mean, mean) if np.isnan(low) else (low, high)
+        elif band == "range":
+            mean, low, high = values.mean(), values.min(), values.max()
+        else:
+            raise ValueError(f"band must be 'ci' or 'range', not {band!r}")
+        rows.append({**dict(zip(keys, key, strict=True)), "mean": mean, "low": low, "high": high})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# One function per recurring kind of figure, each on a tidy DataFrame (one row per run)
+# ------------------------------------------------------------------------------------------------
+
+
+def plot_intervals(data, label: str, mean: str, low: str, high: str, ax=None,
+                   percent: bool = True, xlabel: str = "test accuracy", reference=None):
+    """Models with intervals: one row per model (`label`), its `mean` as a point and the interval
+    from `low` to `high` as a bar, top to bottom in the DataFrame's order; an optional
+    `reference` value drawn as a dotted line (a goal, a published number)."""
+    ax = _axes(ax, (6.5, 0.45 * len(data) + 1.2))
+    y = np.arange(len(data))[::-1]
+    ax.errorbar(data[mean], y, xerr=[data[mean] - data[low], data[high] - data[mean]], fmt="o",
+                capsize=3, color="C0")
+    ax.set_yticks(y, data[label])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="y", visible=False)
+    if reference is not None:
+        ax.axvline(reference, color="0.3", ls=":", lw=1)
+    return percent_axis(ax, "x", 1) if percent else ax
+
+
+def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", ax=None,
+               percent: bool = False, batch_axis: bool = False, ylabel: str | None = None,
+               legend: str = "right", palette=None):
+    """Curves over x with seed bands: the mean of `y` over rows (seeds) per x and `hue`, with a
+    95 % t interval ("ci") or the min-max range ("range") as a band. `batch_axis`: x is a batch
+    size (log2, one tick each). For curves over batch size, budgets, epochs or levels."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    bands = _seed_bands(data, x, y, hue, band)
+    groups = [(None, bands)] if hue is None else list(bands.groupby(hue, sort=False))
+    colours = palette or sns.color_palette("colorblind", len(groups))
+    for colour, (name, group) in zip(colours, groups, strict=False):
+        group = group.sort_values(x)
+        ax.plot(group[x], group["mean"], "o-", ms=3, color=colour, label=name)
+        ax.fill_between(group[x], group["low"], group["high"], color=colour, alpha=0.2, lw=0)
+    if batch_axis:
+        batch_size_axis(ax, sorted(data[x].unique()))
+    else:
+        ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel or y.replace("_", " "))
+    if percent:
+        percent_axis(ax)
+    if hue is not None:
+        legend_outside(ax, legend, title=hue.replace("_", " "))
+    return ax
+
+
+def plot_learning_curves_bands(data, metric: str = "val_accuracy", hue: str = "model",
+                               x: str = "epoch", ax=None, band: str = "range"):
+    """Learning curves with seed bands from a tidy table (one row per run and epoch)."""
+    ax = plot_bands(data, x, metric, hue=hue, band=band, ax=ax,
+                    percent=metric.endswith("accuracy"))
+    ax.set_ylabel(metric.replace("val_", "validation ").replace("_", " "))
+    return ax
+
+
+def plot_grid_heatmap(data, row: str, col: str, value: str, marks: str | None = None, ax=None,
+                      percent: bool = True, cbar_label: str | None = None, fmt: str = ".1f"):
+    """A grid of settings (e.g. batch size x learning rate) coloured by `value` (its mean over
+    rows in each cell); cells where the boolean column `marks` is true for any row (e.g. a
+    diverged run) get an x, and empty cells stay white."""
+    import seaborn as sns
+
+    ax = _axes(ax, (7.0, 4.5))
+    table = data.pivot_table(index=row, columns=col, values=value, aggfunc="mean")
+    scale = 100 if percent else 1
+    sns.heatmap(table * scale, annot=True, fmt=fmt, cmap="viridis", ax=ax,
+                cbar_kws={"label": cbar_label or (value.replace("_", " ")
+                                                  + (" (%)" if percent else ""))},
+                annot_kws={"fontsize": 7})
+    if marks is not None:
+        marked = data.pivot_table(index=row, columns=col, values=marks, aggfunc="any")
+        marked = marked.reindex(index=table.index, columns=table.columns)
+        for i, j in zip(*np.nonzero(marked.fillna(False).to_numpy(bool)), strict=True):
+            ax.text(j + 0.5, i + 0.82, "×", ha="center", va="center", color="red", fontsize=9)
+    ax.set_xlabel(col.replace("_", " "))
+    ax.set_ylabel(row.replace("_", " "))
+    return ax
+
+
+def plot_robustness(data, level: str = "level", accuracy: str = "test_accuracy",
+                    model: str = "model", panel: str = "perturbation", units: dict | None = None,
+                    band: str = "ci"):
+    """Robustness curves: accuracy against perturbation level, one panel per perturbation, one
+    colour per model across all panels (the same models in each), seed bands; returns the
+    figure. `units` labels each panel's x axis (e.g. {"shift": "pixels"})."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    panels = list(dict.fromkeys(data[panel]))
+    models = list(dict.fromkeys(data[model]))
+    colours = dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, name in zip(axes[0], panels, strict=True):
+        part = data[data[panel] == name]
+        plot_bands(part, level, accuracy, hue=model, band=band, ax=ax, percent=True,
+                   palette=[colours[m] for m in dict.fromkeys(part[model])])
+        ax.get_legend() and ax.get_legend().remove()
+        ax.set_title(name)
+        ax.set_xlabel(f"{name} ({(units or {}).get(name, 'level')})")
+    axes[0, 0].set_ylabel("test accuracy")
+    legend_outside(axes[0, -1], title="model")
+    return fig
+
+
+def plot_reliability(proba: np.ndarray, y_true: np.ndarray, label: str | None = None, ax=None,
+                     bins: int = 15):
+    """Reliability diagram: accuracy against mean confidence per confidence bin (stats.
+    calibration), the diagonal as perfect calibration, and the ECE in the legend."""
+    from .stats import calibration
+
+    ax = _axes(ax, (4.5, 4.5))
+    table, ece = calibration(proba, y_true, bins)
+    ax.plot([0, 1], [0, 1], ":", color="0.4", lw=1)
+    ax.plot(table.confidence, table.accuracy, "o-", ms=3,
+            label=f"{label + ': ' if label else ''}ECE {100 * ece:.2f} %")
+    ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy")
+    percent_axis(ax, "xy")
+    legend_outside(ax, "below")
+    return ax
 
 
 def image_grid(images: np.ndarray, ncols: int = 10, titles: Sequence | None = None,

@@ -1,0 +1,115 @@
+"""The figure layer (mnist_report/plots.py): house formatters and one function per kind of figure,
+each rendered here on a small tidy table (a smoke test per function)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import helpers  # noqa: E402
+from mnist_report import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def runs_over_batch():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"batch_size": b, "seed": s, "model": m, "test_accuracy":
+                          0.97 - 0.01 * np.log2(b / 16) / 8 + (m == "CNN") * 0.02
+                          + rng.normal(0, 0.002)}
+                         for b in (16, 128, 2048) for s in range(3) for m in ("MLP", "CNN")])
+
+
+def test_percent_axis_uses_the_house_style():
+    _, ax = plt.subplots()
+    plots.percent_axis(ax, "y", digits=1)
+    assert ax.yaxis.get_major_formatter()(0.992, 0) == "99.2 %"
+
+
+def test_legend_outside_sits_beside_or_below_the_axes():
+    _, ax = plt.subplots()
+    ax.plot([0, 1], label="a")
+    legend = plots.legend_outside(ax)
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1
+    assert plots.legend_outside(ax, "below") is not None
+    with pytest.raises(ValueError, match="right' or 'below"):
+        plots.legend_outside(ax, "inside")
+
+
+def test_batch_size_axis_labels_each_batch_size():
+    _, ax = plt.subplots()
+    ax.plot([16, 128, 2048], [1, 2, 3])
+    plots.batch_size_axis(ax, [16, 128, 2048])
+    assert ax.get_xscale() == "log" and list(ax.get_xticks()) == [16, 128, 2048]
+    assert ax.xaxis.get_major_formatter()(2048, 0) == "2,048"
+
+
+def test_plot_bands_draws_a_mean_and_a_band_per_hue():
+    ax = plots.plot_bands(runs_over_batch(), "batch_size", "test_accuracy", hue="model",
+                          percent=True, batch_axis=True)
+    assert [line.get_label() for line in ax.get_lines()] == ["MLP", "CNN"]
+    assert len(ax.collections) == 2 and ax.get_legend() is not None
+    mean_16 = runs_over_batch().query("batch_size == 16 and model == 'CNN'").test_accuracy.mean()
+    assert ax.get_lines()[1].get_ydata()[0] == pytest.approx(mean_16)
+    with pytest.raises(ValueError, match="band must be"):
+        plots.plot_bands(runs_over_batch(), "batch_size", "test_accuracy", band="sd")
+
+
+def test_plot_intervals_draws_one_row_per_model():
+    table = pd.DataFrame({"model": ["linear", "MLP", "CNN"], "mean": [0.92, 0.98, 0.99],
+                          "low": [0.91, 0.975, 0.988], "high": [0.93, 0.985, 0.992]})
+    ax = plots.plot_intervals(table, "model", "mean", "low", "high", reference=0.996)
+    top_down = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in top_down] == ["linear", "MLP", "CNN"]  # the table's order
+
+
+def test_plot_grid_heatmap_marks_diverged_cells_and_leaves_empty_ones_white():
+    grid = pd.DataFrame({"batch_size": [16, 16, 128, 128], "learning_rate": [0.1, 1.0, 0.1, 1.0],
+                         "val_accuracy": [0.97, 0.1, 0.96, np.nan],
+                         "diverged": [False, True, False, False]})
+    ax = plots.plot_grid_heatmap(grid, "batch_size", "learning_rate", "val_accuracy",
+                                 marks="diverged")
+    assert [t.get_text() for t in ax.texts].count("×") == 1
+
+
+def test_plot_robustness_keeps_one_colour_per_model_across_panels():
+    rows = [{"model": m, "perturbation": p, "level": k, "seed": s,
+             "test_accuracy": 0.99 - 0.1 * k * (m == "MLP")}
+            for m in ("MLP", "CNN") for p in ("shift", "noise") for k in (0, 1, 2)
+            for s in range(2)]
+    fig = plots.plot_robustness(pd.DataFrame(rows), units={"shift": "pixels"})
+    left, right = fig.axes[:2]
+    assert [line.get_color() for line in left.get_lines()] == [
+        line.get_color() for line in right.get_lines()]
+    assert left.get_xlabel() == "shift (pixels)"
+
+
+def test_plot_reliability_and_learning_curves_render():
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(10) * 0.2, size=500)
+    ax = plots.plot_reliability(proba, proba.argmax(1), label="model")
+    assert "ECE" in ax.get_legend().get_texts()[0].get_text()
+    curves = pd.DataFrame([{"model": "MLP", "seed": s, "epoch": e, "val_accuracy": 0.9 + 0.01 * e}
+                           for s in range(2) for e in range(1, 4)])
+    ax = plots.plot_learning_curves_bands(curves)
+    assert ax.get_ylabel() == "validation accuracy"
+
+
+def test_save_fig_numbers_figures_within_their_chapter_and_keeps_numbers_on_rerun(
+        configured, tmp_path, capsys):
+    configured(figures=tmp_path)
+    plots._NUMBERS.clear()
+    for name in ("07_first", "07_second", "08_other", "07_first"):
+        plt.figure()
+        helpers.save_fig(name, caption="what it shows")
+    assert plots.figure_number("07_second") == "07-2"
+    assert plots.figure_number("07_first") == "07-1" and plots.figure_number("08_other") == "08-1"
+    assert (tmp_path / "07_second.png").exists()
