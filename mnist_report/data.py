@@ -227,6 +227,30 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
             "test": (prep(x_test), y_test)}
 
 
+# Descriptions of the images (chapter 01).
+
+
+def image_summary(images: np.ndarray, labels: np.ndarray) -> dict[str, int | str]:
+    """The arrays in one record: count, image shape, dtype, pixel range, images of each digit."""
+    return {"images": len(images), "image shape": "x".join(map(str, images.shape[1:])),
+            "dtype": str(images.dtype), "pixel min": int(images.min()),
+            "pixel max": int(images.max()),
+            **{f"digit {d}": int((labels == d).sum()) for d in range(10)}}
+
+
+def ink_features(images: np.ndarray):
+    """Per image: ink mass (sum of pixels / 255) and stroke width, 2 x area / perimeter of the
+    digit thresholded at 128 (a stroke of length L and width w has area Lw, perimeter about 2L)."""
+    import pandas as pd
+
+    ink = images >= 128
+    area = ink.sum(axis=(1, 2))
+    perimeter = ((ink[:, 1:] != ink[:, :-1]).sum(axis=(1, 2))
+                 + (ink[:, :, 1:] != ink[:, :, :-1]).sum(axis=(1, 2)))
+    return pd.DataFrame({"ink mass": images.sum(axis=(1, 2)) / 255,
+                         "stroke width (px)": 2 * area / perimeter})
+
+
 # Perturbations of test images (chapters 04 and 05).
 
 

@@ -145,6 +145,28 @@ def held_out_pass_rate(groups: Iterable[tuple[Sequence[float], Sequence[float]]]
     return passes, trials
 
 
+def standardised_difference(a, b):
+    """(mean(b) - mean(a)) / pooled SD, sqrt((var a + var b) / 2), column by column for
+    DataFrames: how far two samples' means are apart in units of their spread (Cohen's d;
+    0.2 is conventionally a small effect). Chapter 01 compares test with training images."""
+    pooled = np.sqrt((a.var() + b.var()) / 2)
+    return (b.mean() - a.mean()) / pooled
+
+
+def neighbour_overlap(points: np.ndarray, labels: np.ndarray, k: int = 10):
+    """How mixed the labels are among each point's k nearest neighbours (in a 2-D map, say):
+    (the share of neighbour pairs with different labels, and a Series of the label pairs
+    (a, b), a < b, as shares of those mixed pairs, largest first)."""
+    import pandas as pd
+    from sklearn.neighbors import NearestNeighbors
+
+    _, nearest = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    pairs = np.sort(np.stack([np.repeat(labels, k), labels[nearest[:, 1:]].ravel()]), axis=0)
+    mixed = pairs[0] != pairs[1]
+    table = pd.Series(map(tuple, pairs[:, mixed].T)).value_counts()
+    return float(mixed.mean()), table / mixed.sum()
+
+
 def distance(accuracy: float, loss: float, target_accuracy: float, target_loss: float) -> float:
     """How far a run's (accuracy, loss) is from a target: sqrt(da^2 + dl^2) with da the accuracy
     difference in percentage points and dl ten times the difference of log losses, so a loss 10 %
