@@ -284,3 +284,118 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = scaled
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Convergence, power, paired comparisons over test images, calibration (issue 28)
+# ------------------------------------------------------------------------------------------------
+
+
+def paired_ci(a: Iterable[float], b: Iterable[float], confidence: float = 0.95
+              ) -> tuple[float, float, float]:
+    """Mean of the paired differences b - a (the same seeds, or images, in both) with its
+    Student-t interval: (difference, low, high)."""
+    d = np.asarray(list(b), dtype=float) - np.asarray(list(a), dtype=float)
+    return mean_ci(d, confidence)
+
+
+def converged(short: Iterable[float], doubled: Iterable[float], margin: float,
+              confidence: float = 0.95) -> dict[str, Any]:
+    """The report's convergence test: a setting is converged when doubling its budget changes
+    mean validation accuracy by less than `margin`, shown by the paired interval (the same seeds
+    at both budgets, >= 3 of them) lying inside +-margin. Returns the difference (doubled -
+    short), its interval and the verdict: "converged" (inside +-margin), "still improving" (the
+    interval lies wholly above 0 and reaches past the margin), or "undecided" (neither: more
+    seeds are needed)."""
+    short, doubled = list(short), list(doubled)
+    if len(short) != len(doubled) or len(short) < 3:
+        raise ValueError("the convergence test pairs >= 3 seeds run at both budgets")
+    diff, low, high = paired_ci(short, doubled, confidence)
+    if -margin < low and high < margin:
+        verdict = "converged"
+    elif low > 0:
+        verdict = "still improving"
+    else:
+        verdict = "undecided"
+    return {"difference": diff, "low": low, "high": high, "margin": margin, "verdict": verdict,
+            "seeds": len(short)}
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8,
+                              paired: bool = True) -> float:
+    """The smallest true difference a two-sided t test detects with probability `power` at level
+    `alpha`: paired (sd of the differences, n pairs), or two independent groups of n each with
+    a common sd. Exact, from the noncentral t distribution."""
+    from scipy import optimize, stats
+
+    df = n - 1 if paired else 2 * n - 2
+    scale = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(nc: float) -> float:  # nc: the effect in units of its standard error
+        return stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc) - power
+
+    upper = 1.0
+    while shortfall(upper) < 0:  # the smallest bracket: scipy's nct fails far in the tail
+        upper *= 1.5
+    return float(optimize.brentq(shortfall, 0.0, upper) * scale)
+
+
+def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray,
+                          confidence: float = 0.95, resamples: int = 5000,
+                          seed: int = 0) -> dict[str, float]:
+    """Accuracy of b minus accuracy of a on the same test images, with a percentile bootstrap
+    interval over images (both resampled together) and a two-sided bootstrap p-value (twice the
+    smaller share of resampled differences on either side of 0). For an ensemble against its
+    mean member, pass the member's mean per-image correctness as `correct_a`."""
+    a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
+    d = b - a
+    rng = np.random.default_rng(seed)
+    draws = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(resamples)])
+    low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+    p = min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))
+    return {"difference": float(d.mean()), "low": float(low), "high": float(high), "p": float(p)}
+
+
+def calibration_scores(proba: np.ndarray, y_true: np.ndarray, bins: int = 15,
+                       confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+                       ) -> dict[str, float]:
+    """ECE (with a bootstrap interval over test images), negative log-likelihood and Brier
+    score of predicted class probabilities."""
+    proba, y = np.asarray(proba, float), np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    eces = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(y), len(y))
+        eces.append(calibration(proba[pick], y[pick], bins)[1])
+    low, high = np.quantile(eces, [(1 - confidence) / 2, (1 + confidence) / 2])
+    truth = np.eye(proba.shape[1])[y]
+    return {"ece": calibration(proba, y, bins)[1], "ece_low": float(low),
+            "ece_high": float(high),
+            "nll": float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)))),
+            "brier": float(np.mean(np.sum((proba - truth) ** 2, axis=1)))}
+
+
+def fit_temperature(proba: np.ndarray, y_true: np.ndarray) -> float:
+    """The temperature T that minimises the negative log-likelihood of softmax(log p / T) on
+    (validation) images: temperature scaling (Guo et al., 2017), fitted without the test set."""
+    from scipy import optimize
+
+    logits = np.log(np.clip(np.asarray(proba, float), 1e-12, None))
+    y = np.asarray(y_true)
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(y)), y].mean())
+
+    return float(np.exp(optimize.minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def scale_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): the probabilities after temperature scaling."""
+    z = np.log(np.clip(np.asarray(proba, float), 1e-12, None)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

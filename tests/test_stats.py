@@ -219,3 +219,59 @@ def test_held_out_pass_rate_counts_every_leave_one_out_trial():
     passes, trials = helpers.held_out_pass_rate(groups + [([0.9, 0.91], [0.3, 0.31])])
     assert trials == 400  # the group of 2 is skipped: one run left cannot be predicted
     assert 0.9 <= passes / trials <= 1.0
+
+
+def test_the_convergence_test_reads_the_paired_interval_against_the_margin():
+    short = [0.990, 0.991, 0.992, 0.990]
+    flat = helpers.converged(short, [0.9902, 0.9909, 0.9921, 0.9901], margin=0.001)
+    assert flat["verdict"] == "converged" and flat["difference"] == pytest.approx(0.000075)
+    rising = helpers.converged(short, [0.993, 0.994, 0.995, 0.993], margin=0.001)
+    assert rising["verdict"] == "still improving" and rising["low"] > 0
+    noisy = helpers.converged(short, [0.985, 0.996, 0.990, 0.994], margin=0.001)
+    assert noisy["verdict"] == "undecided"
+    with pytest.raises(ValueError, match=">= 3 seeds"):
+        helpers.converged([0.9, 0.9], [0.9, 0.9], margin=0.001)
+
+
+def test_minimum_detectable_effect_against_the_normal_approximation_and_simulation():
+    from scipy import stats
+
+    # large n: the t test's MDE tends to (z_0.975 + z_0.8) sd / sqrt(n)
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    assert helpers.minimum_detectable_effect(1.0, 2000) == pytest.approx(z / np.sqrt(2000), 1e-3)
+    assert helpers.minimum_detectable_effect(1.0, 2000, paired=False) == pytest.approx(
+        z * np.sqrt(2 / 2000), 1e-3)
+    # small n: the stated power, checked by simulation (paired t test, 3 seeds)
+    mde = helpers.minimum_detectable_effect(0.1, 3)
+    rng = np.random.default_rng(0)
+    hits = np.mean([stats.ttest_1samp(rng.normal(mde, 0.1, 3), 0).pvalue < 0.05
+                    for _ in range(4000)])
+    assert hits == pytest.approx(0.8, abs=0.03)
+
+
+def test_paired_bootstrap_difference_over_test_images():
+    rng = np.random.default_rng(0)
+    a = rng.random(10_000) < 0.99
+    b = a.copy()
+    b[np.flatnonzero(~a)[:20]] = True  # b fixes 20 of a's errors
+    out = helpers.paired_bootstrap_diff(a, b)
+    assert out["difference"] == pytest.approx(0.002) and out["low"] > 0 and out["p"] < 0.01
+    same = helpers.paired_bootstrap_diff(a, a)
+    assert same["difference"] == 0 and same["p"] == 1.0
+
+
+def test_calibration_scores_and_temperature_scaling():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (20_000, 10))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (truth.cumsum(1) > rng.random((20_000, 1))).argmax(1)  # labels drawn from softmax(logits)
+    exp = np.exp(logits * 3)  # overconfident: logits three times too large
+    proba = exp / exp.sum(1, keepdims=True)
+    scores = helpers.calibration_scores(proba, y, resamples=200)
+    assert scores["ece_low"] <= scores["ece"] <= scores["ece_high"]
+    assert scores["brier"] > 0 and scores["nll"] > 0
+    t = helpers.fit_temperature(proba, y)
+    assert t == pytest.approx(3.0, rel=0.1)  # undoes the factor of three
+    fixed = helpers.scale_temperature(proba, t)
+    assert helpers.calibration_scores(fixed, y, resamples=50)["ece"] < scores["ece"] / 3
+    assert np.allclose(fixed.sum(1), 1)
