@@ -36,6 +36,7 @@ from mnist_report.config import (
     get_profile,
     output_dirs,
     pick,
+    rng,
     set_seed,
     settings,
 )
@@ -188,7 +189,7 @@ __all__ = [
     "layer_kernel", "noise_scale_of",
     "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "tsne_2d",
     "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
-    "STUDENT", "ProfileError", "configure", "get_profile", "output_dirs", "pick", "set_seed",
+    "STUDENT", "ProfileError", "configure", "get_profile", "output_dirs", "pick", "rng", "set_seed",
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
     "image_summary", "ink_features",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",

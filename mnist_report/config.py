@@ -186,6 +186,15 @@ def rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def rng(purpose: str) -> np.random.Generator:
+    """A NumPy generator for one purpose ("01 samples"), seeded by SEED and the purpose's name:
+    the same draws however often, and in whatever order, a notebook's cells run (one generator
+    shared by several cells would hand each cell other numbers after a rerun)."""
+    import zlib
+
+    return np.random.default_rng([SEED, zlib.crc32(purpose.encode())])
+
+
 def set_seed(seed: int = SEED, keras: bool = True) -> None:
     """Seed Python and NumPy; with keras=True also Keras/TensorFlow, with deterministic ops."""
     random.seed(seed)
