@@ -358,9 +358,35 @@ def describe(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stats() -> list[dict[str, Any]]:
+    """Per ledger file: entries by namespace, size, and the training its runs record (seconds
+    of training as recorded on the machine that ran them, images seen): what `make retrain`
+    would redo for that chapter."""
+    rows = []
+    for path in files():
+        entries = read_file(path)
+        runs = [json.loads(json.dumps(e["record"])) for (ns, _), e in entries.items()
+                if ns == "train"]
+        by_ns: dict[str, int] = defaultdict(int)
+        for ns, _ in entries:
+            by_ns[ns] += 1
+        rows.append({"file": path.name, "bytes": path.stat().st_size, **dict(by_ns),
+                     "train_seconds": sum(r.get("train_seconds", 0) for r in runs),
+                     "images_seen": sum(r.get("images_seen", 0) for r in runs)})
+    return rows
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["stats"]:
+        for row in stats():
+            print(f"{row['file']}: {row['bytes'] / 1e6:.2f} MB, "
+                  + ", ".join(f"{row[ns]} {ns}" for ns in ("train", "cached", "perturbed")
+                              if ns in row)
+                  + f"; training recorded {row['train_seconds']:,.0f} s, "
+                  f"{row['images_seen']:,} images")
+        return 0
     if len(argv) < 2 or argv[0] != "build":
-        print("usage: python -m mnist_report.ledger build RECORD_DIR [--replace]")
+        print("usage: python -m mnist_report.ledger build RECORD_DIR [--replace] | stats")
         return 2
     record_dir = Path(argv[1])
     if not record_dir.is_dir() or not any(record_dir.glob("*.jsonl")):

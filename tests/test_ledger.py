@@ -243,3 +243,12 @@ def test_fetch_reports_where_an_entry_came_from(places):
     forget_local_cache(places)
     assert cache.fetch("cached", "k" * 64) == ({"x": 1}, "ledger")
     assert cache.fetch("cached", "m" * 64) == (None, None)
+
+
+def test_stats_sum_the_training_each_chapter_records(places):
+    runs = [helpers.train(TINY, RECIPE, seed=s) for s in (1, 2)]
+    build_ledger(places)
+    (row,) = ledger.stats()
+    assert row["file"] == "09_test.jsonl" and row["train"] == 2
+    assert row["train_seconds"] == pytest.approx(sum(r.train_seconds for r in runs))
+    assert row["images_seen"] == sum(r.images_seen for r in runs)
