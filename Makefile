@@ -123,7 +123,7 @@ clean:  ## remove build outputs and tool caches; keeps the training cache (see c
 	rm -rf report .pytest_cache .ruff_cache __pycache__ tests/__pycache__ mnist_report/__pycache__
 	rm -rf "$${MNIST_SMOKE_DIR:-$${TMPDIR:-/tmp}/mnist-report-smoke}"
 
-clean-cache:  ## delete the training cache (hours of training: the next report run is cold)
+clean-cache:  ## delete the local training cache (weights); chapters in the ledger replay from it, the rest retrain
 	rm -rf "$${MNIST_CACHE_DIR:-.cache}"
 
 distclean: clean clean-cache  ## also remove the training cache, .venv, .venv-student and data/
