@@ -9,7 +9,11 @@
     probes     collapse diagnostics, gradient noise scale, saliency, perturbed accuracy
     analyses   analyses that need a run's weights, cached under the run's key (replay too)
     results    results files and the environment record stored with them
-    stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto
+    stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto,
+               the calibrated reproduction rule, convergence, power
+    facts      a chapter's numbers in one record, prose templates, claims checked where made
+    student    the student's programs (ts-39/MNIST) as recipes, their provenance and numbers
+    student_runner  the student's programs standalone (Keras, NumPy, scikit-learn), any version
     summary    the headline tables and verdicts from results/: chapter 05, report, README blocks
     plots      the report's plot style, save_fig, image grids, curves, confusion matrices
     notebook   the chapters' setup cell (readable tables) and their cached-runs line
