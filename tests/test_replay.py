@@ -24,8 +24,8 @@ from mnist_report.config import COMMITTED_RESULTS, DATA, ROOT
 # make test replays chapter 02 (training runs and cached analyses, ~45 s); `make check-ledger`
 # replays every chapter. Recorded so far: 01 and 02 (issue 26: 03-05 next).
 REPLAYED = ("02_dense_network",)
-NOT_COPIED = (".git", ".venv", ".cache", "data", "report", "scratch", "__pycache__",
-              ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
+NOT_COPIED = (".git", ".venv", ".venv-student", ".cache", "data", "report", "scratch",
+              "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
 
 
 def chapters() -> list[str]:
