@@ -365,7 +365,7 @@ def stats() -> list[dict[str, Any]]:
     rows = []
     for path in files():
         entries = read_file(path)
-        runs = [json.loads(json.dumps(e["record"])) for (ns, _), e in entries.items()
+        runs = [e["record"] for (ns, _), e in entries.items()
                 if ns == "train"]
         by_ns: dict[str, int] = defaultdict(int)
         for ns, _ in entries:
