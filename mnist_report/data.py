@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -184,11 +184,12 @@ def pixel_permutation(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(28 * 28)
 
 
-def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None = None,
+def mnist_split(scale: bool | Collection[str] = True, flatten: bool = False, n_train: int | None = None,
                 val_size: int = VAL_SIZE, permute: int | None = None, n_eval: int | None = None,
                 val_in_train: bool = False, split: str = "report"
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False).
+    """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False; a
+    collection of part names scales only those parts, the others keep raw 0-255 pixels).
 
     The validation images are a fixed random subset of the training set (SPLIT_SEED), or, with
     split="student", the student's: train_test_split(**STUDENT_SPLIT) of the 60,000 training
@@ -214,17 +215,19 @@ def mnist_split(scale: bool = True, flatten: bool = False, n_train: int | None =
     if n_train is not None:
         train_idx = train_idx[:n_train]
 
-    def prep(x: np.ndarray) -> np.ndarray:
+    scaled = {"train", "val", "test"} if scale is True else set(scale or ())
+
+    def prep(x: np.ndarray, part: str) -> np.ndarray:
         x = x.astype(np.float32)
-        x = x / 255.0 if scale else x
+        x = x / 255.0 if part in scaled else x
         if permute is not None:
             x = x.reshape(len(x), -1)[:, pixel_permutation(permute)].reshape(x.shape)
         return x.reshape(len(x), -1) if flatten else x[..., None]
 
     val_idx, x_test, y_test = val_idx[:n_eval], x_test[:n_eval], y_test[:n_eval]
-    return {"train": (prep(x_train[train_idx]), y_train[train_idx]),
-            "val": (prep(x_train[val_idx]), y_train[val_idx]),
-            "test": (prep(x_test), y_test)}
+    return {"train": (prep(x_train[train_idx], "train"), y_train[train_idx]),
+            "val": (prep(x_train[val_idx], "val"), y_train[val_idx]),
+            "test": (prep(x_test, "test"), y_test)}
 
 
 # Descriptions of the images (chapter 01).

@@ -43,7 +43,7 @@ from .probes import diagnostics
 from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
-TRAINING_FINGERPRINT = "8dd925a9d06c71d6"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_FINGERPRINT = "a386b594c782889b"  # of the code below, on Python 3.11 (bytecode differs
 TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
 
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
@@ -78,7 +78,10 @@ class Recipe:
     among them: their scores are training scores, never a basis for a choice); `split="student"`
     trains on the student's 48,000 images and validates on their 12,000 (data.mnist_split).
     With an epoch budget, `snapshots` are epochs: train/val/test metrics after each of them (with
-    a constant learning rate, the state after epoch e is that of an e-epoch run).
+    a constant learning rate, the state after epoch e is that of an e-epoch run); snapshot 0 scores
+    the network before training (a program whose fit() never ran). `raw_pixels` names the parts
+    ("train", "val", "test") fed raw 0-255 pixels while the others are scaled (a candidate edit of
+    the student's program: one set left unscaled).
     `trace_steps` records per-step diagnostics (see probes.diagnostics) for the first steps.
 
     Fields left at their default do not enter the cache key, so a new field with a default
@@ -103,6 +106,7 @@ class Recipe:
     trace_steps: int = 0
     all_train: bool = False
     split: str = "report"
+    raw_pixels: tuple[str, ...] = ()
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
@@ -117,9 +121,14 @@ class Recipe:
             raise ValueError(f"split must be one of {SPLITS} (all_train only with 'report'), "
                              f"not {self.split!r}")
         budget = self.steps or self.epochs
-        if any(not 0 < int(s) <= budget for s in self.snapshots):
+        if any(not 0 <= int(s) <= budget for s in self.snapshots):
             raise ValueError(f"snapshots {self.snapshots} must lie within the budget ({budget})")
         object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
+        raw = tuple(sorted(set(self.raw_pixels)))
+        if not set(raw) <= {"train", "val", "test"} or (raw and not self.scale):
+            raise ValueError(f"raw_pixels {self.raw_pixels} must name parts of 'train', 'val', "
+                             "'test', with scale=True (scale=False leaves every part raw)")
+        object.__setattr__(self, "raw_pixels", raw)
         config = dict(self.optimizer_config or {})
         object.__setattr__(self, "optimizer_config", config or None)
 
@@ -130,6 +139,7 @@ class Recipe:
         """Every field, JSON-ready (for a chapter's results file)."""
         out = dataclasses.asdict(self)
         out["snapshots"] = list(self.snapshots)
+        out["raw_pixels"] = list(self.raw_pixels)
         return out
 
     def key(self) -> dict[str, Any]:
@@ -141,7 +151,8 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Recipe:
-        return cls(**{k: tuple(v) if k == "snapshots" else v for k, v in record.items()})
+        return cls(**{k: tuple(v) if k in ("snapshots", "raw_pixels") else v
+                      for k, v in record.items()})
 
 
 @dataclasses.dataclass
@@ -293,7 +304,9 @@ def _train_impl(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
     import keras
 
     set_seed(seed)
-    data = mnist_split(scale=recipe.scale, flatten=recipe.flatten, n_train=recipe.n_train,
+    scale = recipe.scale and tuple(p for p in ("train", "val", "test")
+                                   if p not in recipe.raw_pixels)
+    data = mnist_split(scale=scale, flatten=recipe.flatten, n_train=recipe.n_train,
                        permute=recipe.permute, n_eval=recipe.n_eval,
                        val_in_train=recipe.all_train, split=recipe.split)
     model = net.make()
@@ -458,6 +471,10 @@ def _recorder_class():
 
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
+            if 0 in self.wanted:  # the network before training
+                key = "step" if self.chunk else "epoch"
+                self.snapshots[0] = {key: 0, "seconds": 0.0,
+                                     **self._timed(_snapshot, self.model, self.data)}
             if self.trace_steps:
                 self.trace.append({"step": 0, **self._timed(diagnostics, self.model, *self.probe)})
 

@@ -143,7 +143,7 @@ def test_changing_a_function_of_the_training_path_in_a_copy_changes_the_key(tmp_
                              "decay_steps=total_steps - warm + 1"),
         "pipeline": _replace("training.py", "data = data.repeat() if repeat",
                              "data = data.repeat(2) if repeat"),
-        "split": _replace("data.py", "x = x / 255.0 if scale else x",
+        "split": _replace("data.py", "x = x / 255.0 if part in scaled else x",
                           "x = x / 256.0 if scale else x"),
         "recorder": _replace("training.py", "self.next_curve = step * CURVE_FACTOR",
                              "self.next_curve = step * CURVE_FACTOR + 1"),
