@@ -18,11 +18,9 @@ RECORDING := MNIST_PROFILE=full MNIST_LEDGER_RECORD=$(abspath $(RECORD))
 EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
-# The student's own versions (ts-39/MNIST's requirements.txt), for the control runs of the student's
-# programs (mnist_report/student_runner.py); make test never needs them.
+# The student's own versions (requirements-student.txt, from ts-39/MNIST), for the control runs
+# of the student's programs (mnist_report/student_runner.py); make test never needs them.
 STUDENT_VENV := .venv-student
-STUDENT_PINS := keras==3.5.0 numpy==1.26.4 scikit-learn==1.5.1
-STUDENT_TF := 2.17.0
 
 .PHONY: help setup data report run retrain check-ledger student-env html bench bench-notebooks test unit notebooks-test lint lab clean \
 	clean-cache distclean
@@ -54,12 +52,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 student-env: $(STUDENT_VENV)/.installed  ## a second environment with the student's versions (TensorFlow 2.17.0, Keras 3.5.0, NumPy 1.26.4)
 
-$(STUDENT_VENV)/.installed: Makefile
+$(STUDENT_VENV)/.installed: requirements-student.txt
 	$(PYTHON) -m venv $(STUDENT_VENV)
 	@# tensorflow-cpu on Linux x86-64 (the same code without CUDA), tensorflow elsewhere
-	tf=$$([ "$$(uname -sm)" = "Linux x86_64" ] && echo tensorflow-cpu || echo tensorflow); \
-	$(STUDENT_VENV)/bin/python -m pip install --disable-pip-version-check \
-		$$tf==$(STUDENT_TF) $(STUDENT_PINS)
+	if [ "$$(uname -sm)" = "Linux x86_64" ]; then cp requirements-student.txt $(STUDENT_VENV)/pins.txt; \
+	else sed 's/^tensorflow-cpu=/tensorflow=/' requirements-student.txt > $(STUDENT_VENV)/pins.txt; fi
+	$(STUDENT_VENV)/bin/python -m pip install --disable-pip-version-check -r $(STUDENT_VENV)/pins.txt
 	$(STUDENT_VENV)/bin/python -c "import keras, numpy, sklearn, tensorflow; \
 		print('student environment: TensorFlow', tensorflow.__version__, 'Keras', keras.__version__)"
 	touch $@

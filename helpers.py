@@ -97,6 +97,7 @@ from mnist_report.plots import (
 from mnist_report.probes import (
     collapse_signature,
     gradient_noise_scale,
+    outcome,
     perturbed_accuracy,
     recalibrate_batch_norm,
     saliency,
@@ -208,7 +209,7 @@ __all__ = [
     "save_table", "calibration", "calibration_scores", "converged", "fit_temperature",
     "minimum_detectable_effect", "paired_bootstrap_diff", "paired_ci", "scale_temperature",
     "central_range", "clopper_pearson", "confusion_matrix",
-    "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "fmt_pct",
+    "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "outcome", "fmt_pct",
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
     "most_confused", "pareto_front", "prediction_interval", "prediction_p",
     "held_out_pass_rate", "reproduction_test", "seed_summary", "wilson_interval", "CURVE_FACTOR",

@@ -55,6 +55,7 @@ THRESHOLDS = {
     "CALIBRATED_ECE": 0.01,  # a model with a smaller expected calibration error is "calibrated"
     "SMALL_EFFECT": 0.002,  # the smallest accuracy difference of interest: 0.2 points
     "SMALL_SMD": 0.2,  # a standardised mean difference below this is "small" (Cohen)
+    "COLLAPSED_SHARE": 0.9,  # a run "collapsed" when >= 90 % of its test predictions are one class
 }
 
 # The student's write-up that this report starts from (test accuracy and loss on MNIST's test set).

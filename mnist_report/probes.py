@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import cache
-from .config import SEED
+from .config import SEED, THRESHOLDS
 from .data import PERTURBATIONS
 
 
@@ -40,6 +40,18 @@ def diagnostics(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "preact_rms": float(np.sqrt(np.mean(z.astype(np.float64) ** 2))),
             "dead_fraction": float(np.mean(np.all(z <= 0, axis=0))),
             "top_probability": float(tf.reduce_mean(tf.reduce_max(proba, axis=1)))}
+
+
+def outcome(run, collapsed_share: float | None = None) -> str:
+    """How a run ended: "diverged" (its loss became non-finite), "collapsed" (at least
+    `collapsed_share`, by default THRESHOLDS["COLLAPSED_SHARE"], of its test predictions are one
+    class) or "trained" (however far)."""
+    share_limit = THRESHOLDS["COLLAPSED_SHARE"] if collapsed_share is None else collapsed_share
+    if run.diverged_at is not None or not np.isfinite(run.test_loss):
+        return "diverged"
+    predictions = run.test_predictions
+    share = np.bincount(predictions, minlength=10).max() / len(predictions)
+    return "collapsed" if share >= share_limit else "trained"
 
 
 def collapse_signature(model, x: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None

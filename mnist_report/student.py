@@ -11,9 +11,19 @@ rate: the state after epoch e is that of an e-epoch run), with validation and te
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from .cache import cached, package_versions
+from .config import ROOT
 from .models import Net, dense_net, student_cnn
+from .stats import clopper_pearson, reproduction_test
+from .student_runner import main as runner_main
 from .training import Recipe
 
 REPOSITORY = "ts-39/MNIST"
@@ -116,3 +126,138 @@ def provenance_rows() -> list[dict[str, str]]:
     """The provenance table: file, commit (short), what it does."""
     return [{"file": name, "commit": info["commit"][:7], "what it does": info["what"]}
             for name, info in FILES.items()]
+
+
+# ------------------------------------------------------------------------------------------------
+# The runs as a table, and what they say about the recorded numbers
+# ------------------------------------------------------------------------------------------------
+
+METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+RUN_COLUMNS = ("program", "edit", "environment", "batch_size", "seed", "epoch")
+
+
+def runs_table(runs: Mapping[tuple[str, int, int], Any], program: str = "mnist.py",
+               environment: str = "project"):
+    """One row per run and epoch (snapshot; epoch 0 is the untrained network): program, edit,
+    environment, batch, seed, epoch, and validation and test accuracy and loss. `runs` maps
+    (edit, batch_size, seed) to a training.TrainResult."""
+    import pandas as pd
+
+    rows = [{"program": program, "edit": edit, "environment": environment, "batch_size": batch,
+             "seed": seed, "epoch": epoch, **{m: snap[m] for m in METRICS}}
+            for (edit, batch, seed), run in runs.items()
+            for epoch, snap in sorted(run.snapshots.items())]
+    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *METRICS])
+
+
+def epoch_tests(table, recorded: Mapping[str, float], by: Sequence[str] = ("edit", "batch_size"),
+                confidence: float = 0.95):
+    """For each group (`by`) and epoch, the calibrated reproduction test (stats.reproduction_test)
+    of a recorded test (accuracy, loss) as one new run of the program at that epoch: runs, mean
+    accuracy and loss, their prediction intervals, the p-value and whether it passes."""
+    import pandas as pd
+
+    rows = []
+    for keys, part in table.groupby([*by, "epoch"], sort=True):
+        test = reproduction_test(part.test_accuracy, part.test_loss, recorded["accuracy"],
+                                 recorded["loss"], confidence)
+        rows.append({**dict(zip([*by, "epoch"], keys, strict=True)), "runs": test["runs"],
+                     "mean_accuracy": part.test_accuracy.mean(),
+                     "mean_loss": part.test_loss.mean(),
+                     "accuracy_low": test["accuracy_interval"][0],
+                     "accuracy_high": test["accuracy_interval"][1],
+                     "loss_low": test["loss_interval"][0], "loss_high": test["loss_interval"][1],
+                     "p": test["p"], "consistent": test["reproduced"]})
+    return pd.DataFrame(rows)
+
+
+def epoch_ranges(epochs: Sequence[int]) -> str:
+    """Epochs as ranges: [4, 5, 6, 9] -> "4-6, 9"; none -> "none"."""
+    epochs, parts = sorted(int(e) for e in epochs), []
+    for e in epochs:
+        if parts and e == parts[-1][1] + 1:
+            parts[-1][1] = e
+        else:
+            parts.append([e, e])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts) or "none"
+
+
+def collapse_counts(outcomes, by: Sequence[str] = ("edit", "batch_size"),
+                    confidence: float = 0.95):
+    """Per group, how many runs ended collapsed or diverged (column `outcome`, probes.outcome)
+    of how many, with an exact (Clopper-Pearson) interval for the share."""
+    import pandas as pd
+
+    rows = []
+    for keys, part in outcomes.groupby(list(by), sort=True):
+        failed = int(part.outcome.isin(("collapsed", "diverged")).sum())
+        low, high = clopper_pearson(failed, len(part), confidence)
+        rows.append({**dict(zip(by, keys if isinstance(keys, tuple) else (keys,), strict=True)),
+                     "failed": failed, "runs": len(part), "share": failed / len(part),
+                     "share_low": low, "share_high": high})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# The control: the standalone runner in the project's environment and in the student's
+# ------------------------------------------------------------------------------------------------
+
+STUDENT_VENV = ROOT / ".venv-student"
+STUDENT_PINS = ROOT / "requirements-student.txt"
+
+
+def student_versions() -> dict[str, str]:
+    """The student's versions, as requirements-student.txt pins them."""
+    pins = (line.split("#")[0].strip() for line in STUDENT_PINS.read_text().splitlines())
+    return dict(pin.split("==") for pin in pins if pin)
+
+
+def control_run(program: str, batch_size: int, seed: int, environment: str,
+                epochs: int = EPOCHS, validation: bool = True) -> dict:
+    """One run of the standalone runner (student_runner) in the "project" environment or the
+    "student" one (make student-env), cached and recorded in the ledger under the runner's code,
+    the environment's versions and the arguments: per epoch, validation and test scores."""
+    if environment == "project":
+        versions = package_versions()
+    elif environment == "student":
+        versions = student_versions()
+    else:
+        raise ValueError(f"environment must be 'project' or 'student', not {environment!r}")
+    return _control_run(program, batch_size, seed, environment, versions, epochs, validation)
+
+
+@cached
+def _control_run(program: str, batch_size: int, seed: int, environment: str,
+                 versions: Mapping[str, str], epochs: int, validation: bool) -> dict:
+    python = Path(sys.executable) if environment == "project" else STUDENT_VENV / "bin" / "python"
+    if not python.exists():
+        raise FileNotFoundError(f"{python} is missing: run `make student-env` first (the control "
+                                "runs in the student's environment need it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        command = [str(python), "-m", runner_main.__module__, program, "--batch",
+                   str(batch_size), "--epochs", str(epochs), "--seed", str(seed),
+                   "--out", str(out), *([] if validation else ["--no-validation"])]
+        subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
+        record = json.loads(out.read_text())
+    def named(packages):  # tensorflow-cpu is TensorFlow (Linux x86-64 wheels without CUDA)
+        return {k.replace("tensorflow-cpu", "tensorflow"): v for k, v in packages.items()}
+
+    installed = {k: v for k, v in named(record["packages"]).items() if k in named(versions)}
+    if environment == "student" and installed != named(versions):
+        raise RuntimeError(f"{python} has {installed}, not the pinned {versions}: rebuild it "
+                           "(rm -r .venv-student; make student-env)")
+    return {**record, "environment": environment}
+
+
+def control_table(records: Sequence[Mapping[str, Any]]):
+    """Runner records as rows like runs_table's (program file, edit "as committed")."""
+    import pandas as pd
+
+    files = {"dense": "mnist.py", "cnn": "mnistcnn.py"}
+    rows = [{"program": files[r["program"]],
+             "edit": "as committed" if r.get("validation", True) else "no validation data",
+             "environment": r["environment"], "batch_size": r["batch_size"], "seed": r["seed"],
+             "epoch": e["epoch"], **{m: e[m] for m in METRICS}}
+            for r in records for e in r["per_epoch"]]
+    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *METRICS])

@@ -1,5 +1,7 @@
 """The student's programs as recipes (mnist_report/student.py)."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import helpers
@@ -60,3 +62,68 @@ def test_snapshot_0_is_the_untrained_network_and_raw_pixels_reach_only_their_par
         (proba.argmax(1) == split["test"][1]).mean())
     raw = helpers.mnist_split(scale=("train", "val"), flatten=True, split="student", n_eval=100)
     assert raw["train"][0].max() == 1.0 and raw["test"][0].max() == 255.0
+
+
+def _fake_run(accuracies, losses):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(snapshots={e: {"val_accuracy": a, "val_loss": loss,
+                                          "test_accuracy": a, "test_loss": loss} for e, (a, loss)
+                                      in enumerate(zip(accuracies, losses, strict=True))})
+
+
+def test_runs_table_has_a_row_per_run_and_epoch():
+    runs = {("as committed", 128, seed): _fake_run([0.1, 0.9], [2.3, 0.3]) for seed in range(3)}
+    table = student.runs_table(runs)
+    assert len(table) == 6 and list(table.columns[:6]) == list(student.RUN_COLUMNS)
+    assert set(table.epoch) == {0, 1} and set(table.program) == {"mnist.py"}
+
+
+def test_epoch_tests_find_the_epochs_whose_seed_distribution_holds_a_recorded_number():
+    rng = np.random.default_rng(0)
+    runs = {("as committed", 2048, seed): _fake_run(
+        [0.10 + rng.normal(0, 0.01), 0.92 + rng.normal(0, 0.002), 0.97 + rng.normal(0, 0.002)],
+        [2.30 + rng.normal(0, 0.01), 0.28 + rng.normal(0, 0.005), 0.10 + rng.normal(0, 0.005)])
+        for seed in range(10)}
+    tests = student.epoch_tests(student.runs_table(runs), {"accuracy": 0.92, "loss": 0.28})
+    assert list(tests.epoch[tests.consistent]) == [1]
+    assert (tests.runs == 10).all() and tests.p.between(0, 1).all()
+    assert student.epoch_ranges(tests.epoch[tests.consistent]) == "1"
+    assert student.epoch_ranges([]) == "none" and student.epoch_ranges([3, 4, 5, 8]) == "3-5, 8"
+
+
+def test_collapse_counts_give_exact_intervals():
+    outcomes = pd.DataFrame({"edit": "as committed", "batch_size": [128] * 20 + [2048] * 20,
+                             "outcome": ["collapsed"] * 3 + ["trained"] * 37})
+    counts = student.collapse_counts(outcomes).set_index("batch_size")
+    assert counts.loc[128, "failed"] == 3 and counts.loc[2048, "failed"] == 0
+    assert counts.loc[2048, "share_low"] == 0 and 0.1 < counts.loc[2048, "share_high"] < 0.2
+    assert (counts.loc[128, "share_low"], counts.loc[128, "share_high"]) == pytest.approx(
+        helpers.clopper_pearson(3, 20))
+
+
+def test_outcome_tells_diverged_collapsed_and_trained_runs_apart():
+    from types import SimpleNamespace
+
+    labels = np.arange(100) % 10
+    run = SimpleNamespace(diverged_at=None, test_loss=0.1, test_predictions=labels)
+    assert helpers.outcome(run) == "trained"
+    assert helpers.outcome(SimpleNamespace(**{**vars(run), "test_predictions": labels * 0})
+                           ) == "collapsed"
+    assert helpers.outcome(SimpleNamespace(**{**vars(run), "test_loss": float("nan")})
+                           ) == "diverged"
+
+
+def test_the_student_environment_pins_are_the_students_requirements():
+    assert student.student_versions() == {"tensorflow-cpu": "2.17.0", "keras": "3.5.0",
+                                          "numpy": "1.26.4", "scikit-learn": "1.5.1"}
+
+
+def test_a_control_run_without_the_student_environment_says_how_to_build_it(
+        tmp_path, configured, monkeypatch):
+    configured(cache=tmp_path / "cache")
+    monkeypatch.setattr(student, "STUDENT_VENV", tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="make student-env"):
+        student.control_run("dense", 2048, seed=0, environment="student", epochs=1)
+    with pytest.raises(ValueError, match="environment"):
+        student.control_run("dense", 2048, seed=0, environment="laptop")
