@@ -187,7 +187,8 @@ def pixel_permutation(seed: int) -> np.ndarray:
 def mnist_split(scale: bool | Collection[str] = True, flatten: bool = False,
                 n_train: int | None = None, val_size: int = VAL_SIZE,
                 permute: int | None = None, n_eval: int | None = None,
-                val_in_train: bool = False, split: str = "report") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                val_in_train: bool = False, split: str = "report"
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train", "val", "test"}: (x, y) as float32 (scaled to [0, 1] unless scale=False; a
     collection of part names scales only those parts, the others keep raw 0-255 pixels).
 
