@@ -7,6 +7,7 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
+from mnist_report import student
 from mnist_report.analyses import (
     ensemble_accuracy,
     feature_maps,
@@ -91,6 +92,7 @@ from mnist_report.plots import (
     plot_learning_curves_bands,
     plot_reliability,
     plot_robustness,
+    plot_trajectories,
     save_fig,
     set_style,
 )
@@ -146,6 +148,7 @@ from mnist_report.stats import (
     reproduction_test,
     scale_temperature,
     seed_summary,
+    simulated_pass_rate,
     standardised_difference,
     test_sampling_interval,
     welch_p,
@@ -212,7 +215,8 @@ __all__ = [
     "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "outcome", "fmt_pct",
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
     "most_confused", "pareto_front", "prediction_interval", "prediction_p",
-    "held_out_pass_rate", "reproduction_test", "seed_summary", "wilson_interval", "CURVE_FACTOR",
+    "held_out_pass_rate", "simulated_pass_rate", "reproduction_test", "seed_summary",
+    "wilson_interval", "student", "plot_trajectories", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
     "describe_program", "models_markdown", "reproduction_markdown", "reproduction_table",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -176,6 +177,29 @@ def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", a
     if hue is not None:
         legend_outside(ax, legend, title=hue.replace("_", " "))
     return ax
+
+
+def plot_trajectories(data, recorded: Mapping[Any, tuple[float, float]], hue: str = "batch_size",
+                      band: str = "range", axes=None, loss_scale: str = "log"):
+    """Test accuracy and test loss over epochs, with seed bands per `hue` (one row per run and
+    epoch, as student.runs_table gives), and each recorded (accuracy, loss) drawn as a dotted line
+    in its hue's colour: where a recorded number falls on a program's trajectory."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(12, 4))[1]
+    hues = list(dict.fromkeys(data[hue]))
+    colours = dict(zip(hues, sns.color_palette("colorblind", len(hues)), strict=True))
+    for ax, (metric, index) in zip(axes, (("test_accuracy", 0), ("test_loss", 1)), strict=True):
+        plot_bands(data, "epoch", metric, hue=hue, band=band, ax=ax,
+                   palette=[colours[h] for h in hues], percent=metric.endswith("accuracy"))
+        for key, numbers in recorded.items():
+            ax.axhline(numbers[index], color=colours.get(key, "0.3"), ls=":", lw=1.2)
+        if ax is not axes[-1] and ax.get_legend():
+            ax.get_legend().remove()
+    axes[1].set_yscale(loss_scale)
+    return axes
 
 
 def plot_learning_curves_bands(data, metric: str = "val_accuracy", hue: str = "model",

@@ -127,11 +127,24 @@ def reproduction_test(accuracies: Iterable[float], losses: Iterable[float], accu
             "loss_interval": prediction_interval(losses, per_metric), "runs": len(accuracies)}
 
 
+RULES = ("prediction", "central")  # the calibrated rule; the old central-95 %-of-seeds rule
+
+
+def _passes(rule: str, accuracies, losses, accuracy: float, loss: float,
+            confidence: float) -> bool:
+    if rule == "prediction":
+        return reproduction_test(accuracies, losses, accuracy, loss, confidence)["reproduced"]
+    if rule == "central":
+        return reproduces(accuracies, losses, accuracy, loss, confidence)
+    raise ValueError(f"rule must be one of {RULES}, not {rule!r}")
+
+
 def held_out_pass_rate(groups: Iterable[tuple[Sequence[float], Sequence[float]]],
-                       confidence: float = 0.95) -> tuple[int, int]:
-    """How often a held-out run passes `reproduction_test` against the other runs of its own
-    program (leave one out, every run of every group of >= 3 runs): (passes, trials). The
-    calibration check on real runs: about `confidence` of them should pass."""
+                       confidence: float = 0.95, rule: str = "prediction") -> tuple[int, int]:
+    """How often a held-out run passes the `rule` ("prediction": `reproduction_test`; "central":
+    the old `reproduces`) against the other runs of its own program (leave one out, every run of
+    every group of >= 3 runs): (passes, trials). The calibration check on real runs: about
+    `confidence` of them should pass."""
     passes = trials = 0
     for accuracies, losses in groups:
         acc, loss = np.asarray(accuracies, float), np.asarray(losses, float)
@@ -139,10 +152,23 @@ def held_out_pass_rate(groups: Iterable[tuple[Sequence[float], Sequence[float]]]
             continue
         for i in range(len(acc)):
             rest = np.arange(len(acc)) != i
-            passes += reproduction_test(acc[rest], loss[rest], acc[i], loss[i],
-                                        confidence)["reproduced"]
+            passes += _passes(rule, acc[rest], loss[rest], acc[i], loss[i], confidence)
             trials += 1
     return passes, trials
+
+
+def simulated_pass_rate(n: int, correlation: float = 0.0, rule: str = "prediction",
+                        sims: int = 4000, confidence: float = 0.95, seed: int = 0) -> float:
+    """Calibration by simulation: the share of new runs of one normal program (accuracy and loss
+    with the given correlation) that pass the `rule` against `n` earlier runs."""
+    rng = np.random.default_rng(seed)
+    cov = np.multiply([[1.0, correlation], [correlation, 1.0]], 1e-4)
+    passes = 0
+    for _ in range(sims):
+        draws = rng.multivariate_normal([0.95, 0.2], cov, size=n + 1)
+        (acc, loss), (new_acc, new_loss) = draws[:n].T, draws[n]
+        passes += _passes(rule, acc, loss, new_acc, new_loss, confidence)
+    return passes / sims
 
 
 def standardised_difference(a, b):

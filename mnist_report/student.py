@@ -113,13 +113,26 @@ DENSE_EDITS: tuple[Edit, ...] = (
 )
 
 
-def dense_edit(name: str, batch_size: int, epochs: int = EPOCHS) -> tuple[Net, Recipe]:
-    """mnist.py with the named edit (DENSE_EDITS), at a batch size."""
+def dense_edit(name: str, batch_size: int, epochs: int = EPOCHS, **changes: Any
+               ) -> tuple[Net, Recipe]:
+    """mnist.py with the named edit (DENSE_EDITS; "as committed": none), at a batch size;
+    `changes` to the recipe on top (the smoke profile's shorter sets)."""
     edit = {e.name: e for e in DENSE_EDITS}[name]
     if not edit.runs:
         raise ValueError(f"the edit {name!r} needs no runs of its own: {edit.why}")
-    net, recipe = dense_program(batch_size, epochs, **edit.recipe)
+    net, recipe = dense_program(batch_size, epochs, **{**edit.recipe, **changes})
     return net.replace(**edit.net), recipe
+
+
+def train_dense(edits: Sequence[str], batches: Sequence[int], seeds: Sequence[int],
+                epochs: int = EPOCHS, **changes: Any) -> dict[tuple[str, int, int], Any]:
+    """Every (edit, batch, seed) of mnist.py, trained or read from the cache and the ledger."""
+    from .training import train_many
+
+    keys = [(edit, batch, seed) for edit in edits for batch in batches for seed in seeds]
+    runs = train_many([(*dense_edit(edit, batch, epochs, **changes), seed)
+                       for edit, batch, seed in keys], desc="mnist.py runs")
+    return dict(zip(keys, runs, strict=True))
 
 
 def provenance_rows() -> list[dict[str, str]]:
@@ -180,6 +193,30 @@ def epoch_ranges(epochs: Sequence[int]) -> str:
         else:
             parts.append([e, e])
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts) or "none"
+
+
+def consistency(table, recorded: Mapping[int, Mapping[str, float]],
+                by: Sequence[str] = ("edit",), confidence: float = 0.95):
+    """Per program (`by`): for each recorded number (keyed by the batch size it was recorded at),
+    the epochs at which the program at that batch size is consistent with it (epoch_tests), the
+    epoch and p-value of the closest one, and the epoch counts at which every number is: the
+    student's claim is one program giving both with only the batch size changed."""
+    import pandas as pd
+
+    rows = []
+    for keys, part in table.groupby(list(by), sort=False):
+        row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,), strict=True))
+        found = []
+        for batch, number in recorded.items():
+            tests = epoch_tests(part[part.batch_size == batch], number, by=(),
+                                confidence=confidence)
+            best = tests.loc[tests.p.idxmax()]
+            found.append(set(tests.epoch[tests.consistent]))
+            row |= {f"epochs_{batch}": epoch_ranges(found[-1]), f"best_epoch_{batch}": best.epoch,
+                    f"best_p_{batch}": best.p}
+        row["epochs_all"] = epoch_ranges(set.intersection(*found))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def collapse_counts(outcomes, by: Sequence[str] = ("edit", "batch_size"),

@@ -200,17 +200,12 @@ def test_a_new_run_of_the_same_program_passes_about_95_percent_of_the_time(n, co
     """Calibration by simulation: runs drawn from one normal program (accuracy and loss with the
     given correlation); the next run must pass with probability 95 % (independent metrics) up to
     97.5 % (metrics that move together), unlike the old min-max-like rule."""
-    rng = np.random.default_rng(n)
-    cov = [[1.0, correlation], [correlation, 1.0]]
-    sims, passes, old_passes = 4000, 0, 0
-    for _ in range(sims):
-        draws = rng.multivariate_normal([0.95, 0.2], np.multiply(cov, 1e-4), size=n + 1)
-        (acc, loss), (new_acc, new_loss) = draws[:n].T, draws[n]
-        passes += helpers.reproduction_test(acc, loss, new_acc, new_loss)["reproduced"]
-        old_passes += helpers.reproduces(acc, loss, new_acc, new_loss)
-    rate = passes / sims
+    rate = helpers.simulated_pass_rate(n, correlation, seed=n)
+    old_rate = helpers.simulated_pass_rate(n, correlation, rule="central", seed=n)
     assert 0.94 <= rate <= 0.985, rate
-    assert old_passes / sims < rate - 0.1  # the central-95 %-of-seeds rule under-covers
+    assert old_rate < rate - 0.1  # the central-95 %-of-seeds rule under-covers
+    with pytest.raises(ValueError, match="rule"):
+        helpers.simulated_pass_rate(n, rule="min-max", sims=1)
 
 
 def test_held_out_pass_rate_counts_every_leave_one_out_trial():
@@ -219,6 +214,8 @@ def test_held_out_pass_rate_counts_every_leave_one_out_trial():
     passes, trials = helpers.held_out_pass_rate(groups + [([0.9, 0.91], [0.3, 0.31])])
     assert trials == 400  # the group of 2 is skipped: one run left cannot be predicted
     assert 0.9 <= passes / trials <= 1.0
+    old_passes, old_trials = helpers.held_out_pass_rate(groups, rule="central")
+    assert old_trials == 400 and old_passes < passes
 
 
 def test_the_convergence_test_reads_the_paired_interval_against_the_margin():

@@ -127,3 +127,19 @@ def test_a_control_run_without_the_student_environment_says_how_to_build_it(
         student.control_run("dense", 2048, seed=0, environment="student", epochs=1)
     with pytest.raises(ValueError, match="environment"):
         student.control_run("dense", 2048, seed=0, environment="laptop")
+
+
+def test_consistency_finds_the_epochs_for_each_number_and_for_both():
+    rng = np.random.default_rng(1)
+    runs = {}
+    for seed in range(8):
+        runs[("as committed", 128, seed)] = _fake_run(
+            [0.13 + rng.normal(0, 0.01), 0.95 + rng.normal(0, 0.002)],
+            [2.36 + rng.normal(0, 0.01), 0.15 + rng.normal(0, 0.005)])
+        runs[("as committed", 2048, seed)] = _fake_run(
+            [0.10 + rng.normal(0, 0.01), 0.92 + rng.normal(0, 0.002)],
+            [2.30 + rng.normal(0, 0.01), 0.28 + rng.normal(0, 0.005)])
+    recorded = {128: {"accuracy": 0.13, "loss": 2.36}, 2048: {"accuracy": 0.92, "loss": 0.28}}
+    row = student.consistency(student.runs_table(runs), recorded).iloc[0]
+    assert (row.epochs_128, row.epochs_2048, row.epochs_all) == ("0", "1", "none")
+    assert row.best_epoch_128 == 0 and row.best_p_2048 > 0.05
