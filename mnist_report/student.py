@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .cache import cached, package_versions
-from .config import ROOT
+from .config import ROOT, set_seed
 from .models import Net, dense_net, student_cnn
+from .probes import collapse_signature
 from .stats import clopper_pearson, reproduction_test
 from .student_runner import main as runner_main
 from .training import Recipe
@@ -150,7 +151,7 @@ RUN_COLUMNS = ("program", "edit", "environment", "batch_size", "seed", "epoch")
 
 
 def runs_table(runs: Mapping[tuple[str, int, int], Any], program: str = "mnist.py",
-               environment: str = "project"):
+               environment: str = "project (engine)"):
     """One row per run and epoch (snapshot; epoch 0 is the untrained network): program, edit,
     environment, batch, seed, epoch, and validation and test accuracy and loss. `runs` maps
     (edit, batch_size, seed) to a training.TrainResult."""
@@ -217,6 +218,67 @@ def consistency(table, recorded: Mapping[int, Mapping[str, float]],
         row["epochs_all"] = epoch_ranges(set.intersection(*found))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def best_match(table, recorded: Mapping[str, float], batch_size: int,
+               first: str = "as committed", confidence: float = 0.95) -> dict[str, Any]:
+    """The student's own program that best accounts for a recorded number at its batch size:
+    the `first` program (as committed) at its closest epoch if it is consistent there, else the
+    edit and epoch with the largest p-value (a choice made on the recorded test numbers, so a
+    pass reads "consistent with"). Its runs, means, prediction intervals, p, and every epoch at
+    which it is consistent."""
+    tests = epoch_tests(table[table.batch_size == batch_size], recorded, by=("edit",),
+                        confidence=confidence)
+    own = tests[tests.edit == first]
+    pool = own if own.consistent.any() else tests
+    best = pool.loc[pool.p.idxmax()]
+    same = tests[tests.edit == best.edit]
+    return {"edit": best.edit, "epoch": int(best.epoch), "runs": int(best.runs),
+            "test_accuracy": float(best.mean_accuracy),
+            "accuracy_interval": [float(best.accuracy_low), float(best.accuracy_high)],
+            "test_loss": float(best.mean_loss),
+            "loss_interval": [float(best.loss_low), float(best.loss_high)],
+            "p": float(best.p), "consistent": bool(best.consistent),
+            "epochs": epoch_ranges(same.epoch[same.consistent]),
+            "candidates": int(tests.edit.nunique()), "epochs_tested": int(tests.epoch.nunique())}
+
+
+def untrained_signature(seed: int, images, labels, prior=None, net: Net | None = None
+                        ) -> dict[str, float]:
+    """probes.collapse_signature of mnist.py's network before training: the state of every run's
+    epoch 0 with this seed (the engine seeds, then builds the network), the program whose fit()
+    never ran."""
+    set_seed(seed)
+    model = (net or dense_program()[0]).make()
+    return collapse_signature(model, images, labels, prior=prior)
+
+
+def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[int], images,
+                     labels, prior=None, **changes: Any):
+    """probes.collapse_signature of the networks a best_match names, one row per seed: for
+    "fit() not run" the untrained network, otherwise a run of that edit trained for exactly that
+    many epochs (the state of the 100-epoch run at that epoch; a run of its own, cached)."""
+    import pandas as pd
+
+    from .analyses import signature_of
+    from .training import train_many
+
+    if match["edit"] == "fit() not run":
+        rows = [untrained_signature(seed, images, labels, prior) for seed in seeds]
+    else:
+        runs = train_many([(*dense_edit(match["edit"], batch_size, match["epoch"], **changes),
+                            seed) for seed in seeds], desc="networks at the matching epoch")
+        rows = [signature_of(run, images, labels, prior=prior) for run in runs]
+    return pd.DataFrame(rows).assign(seed=list(seeds))
+
+
+def program_name(match: Mapping[str, Any]) -> str:
+    """A best_match in words: "mnist.py as committed, 5 epochs", "mnist.py with no pixel scaling,
+    2 epochs", or the program whose fit() never ran (edit "fit() not run")."""
+    if match["edit"] == "fit() not run":
+        return "mnist.py with its fit() not run (the untrained network)"
+    edit = "as committed" if match["edit"] == "as committed" else f"with {match['edit']}"
+    return f"mnist.py {edit}, {match['epoch']} epoch{'s' if match['epoch'] != 1 else ''}"
 
 
 def collapse_counts(outcomes, by: Sequence[str] = ("edit", "batch_size"),
@@ -288,13 +350,41 @@ def _control_run(program: str, batch_size: int, seed: int, environment: str,
 
 
 def control_table(records: Sequence[Mapping[str, Any]]):
-    """Runner records as rows like runs_table's (program file, edit "as committed")."""
+    """Runner records as rows like runs_table's (program file, edit "as committed" or "no
+    validation data", environment "project (runner)" or "student (runner)")."""
     import pandas as pd
 
     files = {"dense": "mnist.py", "cnn": "mnistcnn.py"}
     rows = [{"program": files[r["program"]],
              "edit": "as committed" if r.get("validation", True) else "no validation data",
-             "environment": r["environment"], "batch_size": r["batch_size"], "seed": r["seed"],
+             "environment": f"{r['environment']} (runner)", "batch_size": r["batch_size"],
+             "seed": r["seed"],
              "epoch": e["epoch"], **{m: e[m] for m in METRICS}}
             for r in records for e in r["per_epoch"]]
     return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *METRICS])
+
+
+def environment_effect(controls):
+    """Paired by seed, how far a second environment's runs (any `environment` but the first)
+    move the numbers from the first's: per batch size, the seeds paired, the mean and largest
+    difference in final test accuracy and loss, and the largest over every epoch. Empty when
+    only one environment ran (the smoke profile)."""
+    import pandas as pd
+
+    names = list(dict.fromkeys(controls.environment))
+    wide = controls.pivot_table(index=["batch_size", "seed", "epoch"], columns="environment",
+                                values=["test_accuracy", "test_loss"])
+    rows = []
+    for other in names[1:]:
+        diff = pd.DataFrame({m: wide[m][other] - wide[m][names[0]]
+                             for m in ("test_accuracy", "test_loss")}).dropna()
+        for batch, part in diff.groupby(level="batch_size"):
+            last = part.xs(part.index.get_level_values("epoch").max(), level="epoch")
+            rows.append({"compared": f"{other} - {names[0]}", "batch_size": batch,
+                         "seeds": len(last), "final_accuracy_mean": last.test_accuracy.mean(),
+                         "final_accuracy_max": last.test_accuracy.abs().max(),
+                         "final_loss_max": last.test_loss.abs().max(),
+                         "any_epoch_accuracy_max": part.test_accuracy.abs().max()})
+    return pd.DataFrame(rows, columns=["compared", "batch_size", "seeds", "final_accuracy_mean",
+                                       "final_accuracy_max", "final_loss_max",
+                                       "any_epoch_accuracy_max"])

@@ -143,3 +143,30 @@ def test_consistency_finds_the_epochs_for_each_number_and_for_both():
     row = student.consistency(student.runs_table(runs), recorded).iloc[0]
     assert (row.epochs_128, row.epochs_2048, row.epochs_all) == ("0", "1", "none")
     assert row.best_epoch_128 == 0 and row.best_p_2048 > 0.05
+
+
+def test_best_match_prefers_the_committed_program_and_falls_back_to_the_closest_edit():
+    rng = np.random.default_rng(2)
+    runs = {}
+    for seed in range(8):
+        runs[("as committed", 128, seed)] = _fake_run(
+            [0.09 + rng.normal(0, 0.005), 0.95 + rng.normal(0, 0.002)],
+            [2.39 + rng.normal(0, 0.005), 0.15 + rng.normal(0, 0.005)])
+        runs[("no pixel scaling", 128, seed)] = _fake_run(
+            [0.90 + rng.normal(0, 0.01), 0.126 + rng.normal(0, 0.01)],
+            [0.35 + rng.normal(0, 0.01), 2.36 + rng.normal(0, 0.01)])
+    table = student.runs_table(runs)
+    match = student.best_match(table, {"accuracy": 0.1263, "loss": 2.3577}, 128)
+    assert (match["edit"], match["epoch"], match["consistent"]) == ("no pixel scaling", 1, True)
+    assert match["runs"] == 8 and match["candidates"] == 2 and match["epochs"] == "1"
+    own = student.best_match(table, {"accuracy": 0.95, "loss": 0.15}, 128)
+    assert (own["edit"], own["epoch"], own["consistent"]) == ("as committed", 1, True)
+
+
+def test_the_untrained_signature_is_that_of_every_runs_epoch_0(tmp_path, configured):
+    configured(cache=tmp_path / "cache")
+    net, recipe = student.dense_program(batch_size=64, epochs=1, n_train=128, n_eval=100)
+    run = helpers.train(net, recipe, seed=5)
+    x, y = helpers.mnist_split(flatten=True, split="student", n_train=128, n_eval=100)["test"]
+    signature = student.untrained_signature(5, x, y)
+    assert signature["accuracy"] == pytest.approx(run.snapshots[0]["test_accuracy"])
