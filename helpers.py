@@ -121,6 +121,16 @@ from mnist_report.results import (
     save_predictions,
     save_table,
 )
+from mnist_report.scaling import (
+    diverged,
+    fit_steps_model,
+    next_learning_rates,
+    optimum,
+    seconds_per_epoch,
+    steps_model,
+    steps_to,
+    two_regimes,
+)
 from mnist_report.stats import (
     calibration,
     calibration_scores,
@@ -218,7 +228,9 @@ __all__ = [
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
     "most_confused", "pareto_front", "prediction_interval", "prediction_p",
     "held_out_pass_rate", "simulated_pass_rate", "reproduction_test", "seed_summary",
-    "wilson_interval", "student", "plot_trajectories", "CURVE_FACTOR",
+    "wilson_interval", "student", "plot_trajectories", "diverged", "fit_steps_model",
+    "next_learning_rates", "optimum", "seconds_per_epoch", "steps_model", "steps_to",
+    "two_regimes", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
     "describe_program", "models_markdown", "reproduction_markdown", "reproduction_table",

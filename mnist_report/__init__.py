@@ -9,6 +9,8 @@
     probes     collapse diagnostics, gradient noise scale, saliency, perturbed accuracy
     analyses   analyses that need a run's weights, cached under the run's key (replay too)
     results    results files and the environment record stored with them
+    scaling    batch-size scaling of a learning-rate sweep: divergence, bracketing the optimum,
+               the best rate's regimes, steps to a target and the S_min (1 + B_crit/B) fit
     stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto,
                the calibrated reproduction rule, convergence, power
     facts      a chapter's numbers in one record, prose templates, claims checked where made
