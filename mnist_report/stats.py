@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -61,6 +62,41 @@ def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> floa
 
     table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
     return float(stats.fisher_exact(table).pvalue)
+
+
+def fisher_power(p_a: float, p_b: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
+    """The probability that Fisher's exact test rejects equal proportions at level `alpha` when
+    the true shares are p_a and p_b with n_a and n_b trials: exact, summed over every outcome."""
+    from scipy import stats
+
+    weight = np.outer(stats.binom.pmf(np.arange(n_a + 1), n_a, p_a),
+                      stats.binom.pmf(np.arange(n_b + 1), n_b, p_b))
+    return float(weight[_fisher_rejects(n_a, n_b, alpha)].sum())
+
+
+@functools.lru_cache(maxsize=16)
+def _fisher_rejects(n_a: int, n_b: int, alpha: float) -> np.ndarray:
+    """Which outcomes (a successes of n_a, b of n_b) Fisher's exact test rejects at `alpha`."""
+    return np.array([[fisher_exact(a, n_a, b, n_b) <= alpha for b in range(n_b + 1)]
+                     for a in range(n_a + 1)])
+
+
+def fisher_detectable(p_base: float, n_a: int, n_b: int, alpha: float = 0.05,
+                      power: float = 0.8, step: float = 0.01) -> float:
+    """The smallest difference from a base share that Fisher's exact test detects with
+    probability `power` (n_a trials at `p_base`, n_b at the other share), searched on a grid of
+    `step` in both directions; the smaller of the two. NaN when no share within [0, 1] is
+    detectable."""
+    found = []
+    for sign in (1, -1):
+        for d in np.arange(step, 1 + step / 2, step):
+            other = p_base + sign * d
+            if not 0 <= other <= 1:
+                break
+            if fisher_power(p_base, other, n_a, n_b, alpha) >= power:
+                found.append(float(d))
+                break
+    return min(found) if found else float("nan")
 
 
 def central_range(values: Iterable[float], coverage: float = 0.95) -> tuple[float, float]:
