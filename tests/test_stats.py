@@ -277,7 +277,8 @@ def test_calibration_scores_and_temperature_scaling():
 def test_fisher_power_is_exact_and_the_detectable_difference_is_its_inverse():
     rng = np.random.default_rng(0)
     a, b = rng.binomial(20, 0.1, 3000), rng.binomial(20, 0.6, 3000)
-    simulated = np.mean([helpers.fisher_exact(x, 20, y, 20) <= 0.05 for x, y in zip(a, b, strict=True)])
+    simulated = np.mean([helpers.fisher_exact(x, 20, y, 20) <= 0.05
+                         for x, y in zip(a, b, strict=True)])
     assert helpers.fisher_power(0.1, 0.6, 20, 20) == pytest.approx(simulated, abs=0.03)
     assert helpers.fisher_power(0.3, 0.3, 20, 20) <= 0.05  # the test is conservative
     d = helpers.fisher_detectable(0.0, 20, 20)
