@@ -100,7 +100,12 @@ def test_recipe_checks_its_budget_and_schedule():
     with pytest.raises(ValueError, match="within the budget"):
         Recipe(batch_size=32, epochs=1, snapshots=(8,))
     with pytest.raises(ValueError, match="within the budget"):
-        Recipe(batch_size=32, steps=10, snapshots=(0,))
+        Recipe(batch_size=32, steps=10, snapshots=(-1,))
+    assert Recipe(batch_size=32, steps=10, snapshots=(0, 10)).snapshots == (0, 10)  # 0: untrained
+    with pytest.raises(ValueError, match="raw_pixels"):
+        Recipe(batch_size=32, epochs=1, raw_pixels=("labels",))
+    with pytest.raises(ValueError, match="raw_pixels"):
+        Recipe(batch_size=32, epochs=1, scale=False, raw_pixels=("test",))
     with pytest.raises(TypeError):
         Recipe(batch_size=32, epochs=1, hidden=(8,))  # a builder argument is not a recipe field
 
