@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .cache import cached, package_versions
 from .config import ROOT, set_seed
 from .models import Net, dense_net, student_cnn
@@ -127,13 +129,12 @@ def dense_edit(name: str, batch_size: int, epochs: int = EPOCHS, **changes: Any
 
 def train_dense(edits: Sequence[str], batches: Sequence[int], seeds: Sequence[int],
                 epochs: int = EPOCHS, **changes: Any) -> dict[tuple[str, int, int], Any]:
-    """Every (edit, batch, seed) of mnist.py, trained or read from the cache and the ledger."""
-    from .training import train_many
+    """Every (edit, batch, seed) of mnist.py, trained or read from the cache and the ledger, one
+    after another in this process (TensorFlow's default threads, as the student ran it)."""
+    from .training import train
 
-    keys = [(edit, batch, seed) for edit in edits for batch in batches for seed in seeds]
-    runs = train_many([(*dense_edit(edit, batch, epochs, **changes), seed)
-                       for edit, batch, seed in keys], desc="mnist.py runs")
-    return dict(zip(keys, runs, strict=True))
+    return {(edit, batch, seed): train(*dense_edit(edit, batch, epochs, **changes), seed)
+            for edit in edits for batch in batches for seed in seeds}
 
 
 def provenance_rows() -> list[dict[str, str]]:
@@ -168,11 +169,14 @@ def epoch_tests(table, recorded: Mapping[str, float], by: Sequence[str] = ("edit
                 confidence: float = 0.95):
     """For each group (`by`) and epoch, the calibrated reproduction test (stats.reproduction_test)
     of a recorded test (accuracy, loss) as one new run of the program at that epoch: runs, mean
-    accuracy and loss, their prediction intervals, the p-value and whether it passes."""
+    accuracy and loss, their prediction intervals, the p-value and whether it passes. Groups of
+    fewer than two runs are left out."""
     import pandas as pd
 
     rows = []
     for keys, part in table.groupby([*by, "epoch"], sort=True):
+        if len(part) < 2:  # one run predicts nothing about the next: no test
+            continue
         test = reproduction_test(part.test_accuracy, part.test_loss, recorded["accuracy"],
                                  recorded["loss"], confidence)
         rows.append({**dict(zip([*by, "epoch"], keys, strict=True)), "runs": test["runs"],
@@ -211,10 +215,10 @@ def consistency(table, recorded: Mapping[int, Mapping[str, float]],
         for batch, number in recorded.items():
             tests = epoch_tests(part[part.batch_size == batch], number, by=(),
                                 confidence=confidence)
-            best = tests.loc[tests.p.idxmax()]
-            found.append(set(tests.epoch[tests.consistent]))
-            row |= {f"epochs_{batch}": epoch_ranges(found[-1]), f"best_epoch_{batch}": best.epoch,
-                    f"best_p_{batch}": best.p}
+            found.append(set(tests.epoch[tests.consistent]) if len(tests) else set())
+            best = tests.loc[tests.p.idxmax()] if len(tests) else {"epoch": np.nan, "p": np.nan}
+            row |= {f"epochs_{batch}": epoch_ranges(found[-1]),
+                    f"best_epoch_{batch}": best["epoch"], f"best_p_{batch}": best["p"]}
         row["epochs_all"] = epoch_ranges(set.intersection(*found))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -225,15 +229,17 @@ def best_match(table, recorded: Mapping[str, float], batch_size: int,
     """The student's own program that best accounts for a recorded number at its batch size:
     the `first` program (as committed) at its closest epoch if it is consistent there, else the
     edit and epoch with the largest p-value (a choice made on the recorded test numbers, so a
-    pass reads "consistent with"). Its runs, means, prediction intervals, p, and every epoch at
-    which it is consistent."""
+    pass reads "consistent with"). Its runs, means, prediction intervals, p, every epoch at
+    which it is consistent, and the other programs consistent with the number at some epoch."""
     tests = epoch_tests(table[table.batch_size == batch_size], recorded, by=("edit",),
                         confidence=confidence)
     own = tests[tests.edit == first]
     pool = own if own.consistent.any() else tests
     best = pool.loc[pool.p.idxmax()]
     same = tests[tests.edit == best.edit]
-    return {"edit": best.edit, "epoch": int(best.epoch), "runs": int(best.runs),
+    also = sorted(set(tests.edit[tests.consistent]) - {best.edit})
+    return {"edit": best.edit, "also_consistent": also, "epoch": int(best.epoch),
+            "runs": int(best.runs),
             "test_accuracy": float(best.mean_accuracy),
             "accuracy_interval": [float(best.accuracy_low), float(best.accuracy_high)],
             "test_loss": float(best.mean_loss),
@@ -253,21 +259,29 @@ def untrained_signature(seed: int, images, labels, prior=None, net: Net | None =
     return collapse_signature(model, images, labels, prior=prior)
 
 
-def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[int], images,
-                     labels, prior=None, **changes: Any):
-    """probes.collapse_signature of the networks a best_match names, one row per seed: for
-    "fit() not run" the untrained network, otherwise a run of that edit trained for exactly that
-    many epochs (the state of the 100-epoch run at that epoch; a run of its own, cached)."""
+def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[int],
+                     prior=None, **changes: Any):
+    """probes.collapse_signature of the networks a best_match names, one row per seed, on the
+    test images as that program feeds them (scaled, or raw for an edit that leaves them raw):
+    for "fit() not run" the untrained network, otherwise a run of that edit trained for exactly
+    that many epochs (the state of the 100-epoch run at that epoch; a run of its own, cached)."""
     import pandas as pd
 
     from .analyses import signature_of
+    from .data import mnist_split
     from .training import train_many
 
+    edit = "as committed" if match["edit"] == "fit() not run" else match["edit"]
+    recipe = dense_edit(edit, batch_size, max(match["epoch"], 1), **changes)[1]
+    scale = recipe.scale and tuple(p for p in ("train", "val", "test")
+                                   if p not in recipe.raw_pixels)
+    images, labels = mnist_split(scale=scale, flatten=True, split="student",
+                                 n_eval=recipe.n_eval)["test"]
     if match["edit"] == "fit() not run":
         rows = [untrained_signature(seed, images, labels, prior) for seed in seeds]
     else:
-        runs = train_many([(*dense_edit(match["edit"], batch_size, match["epoch"], **changes),
-                            seed) for seed in seeds], desc="networks at the matching epoch")
+        runs = train_many([(*dense_edit(edit, batch_size, match["epoch"], **changes), seed)
+                           for seed in seeds], desc="networks at the matching epoch")
         rows = [signature_of(run, images, labels, prior=prior) for run in runs]
     return pd.DataFrame(rows).assign(seed=list(seeds))
 
