@@ -9,6 +9,7 @@ from mnist_report import student
 
 
 def test_the_recorded_numbers_are_the_write_ups_rounded():
+    assert set(student.RECORDED) == set(helpers.STUDENT)
     for key, recorded in student.RECORDED.items():
         assert round(recorded["accuracy"], 4) == helpers.STUDENT[key]["accuracy"]
         assert round(recorded["loss"], 4) == helpers.STUDENT[key]["loss"]
@@ -170,3 +171,11 @@ def test_the_untrained_signature_is_that_of_every_runs_epoch_0(tmp_path, configu
     x, y = helpers.mnist_split(flatten=True, split="student", n_train=128, n_eval=100)["test"]
     signature = student.untrained_signature(5, x, y)
     assert signature["accuracy"] == pytest.approx(run.snapshots[0]["test_accuracy"])
+
+
+def test_train_cnn_keys_its_runs_like_the_dense_ones(tmp_path, configured):
+    configured(cache=tmp_path / "cache")
+    runs = student.train_cnn([0], epochs=1, batch_size=64, n_train=128, n_eval=100)
+    table = student.runs_table(runs, program="mnistcnn.py")
+    assert list(runs) == [("fit() active", 64, 0)] and sorted(table.epoch) == [0, 1]
+    assert set(table.program) == {"mnistcnn.py"}
