@@ -73,6 +73,18 @@ def _fake_run(accuracies, losses):
                                       in enumerate(zip(accuracies, losses, strict=True))})
 
 
+def _noisy_runs(rng, programs, seeds=range(8)):
+    """Fake runs per seed: programs map (edit, batch) to per-epoch means and SDs of accuracy and
+    loss, (acc, acc_sd, loss, loss_sd); draws in the order seed, program, accuracy, loss."""
+    runs = {}
+    for seed in seeds:
+        for (edit, batch), (acc, acc_sd, loss, loss_sd) in programs.items():
+            runs[(edit, batch, seed)] = _fake_run(
+                [m + rng.normal(0, sd) for m, sd in zip(acc, acc_sd, strict=True)],
+                [m + rng.normal(0, sd) for m, sd in zip(loss, loss_sd, strict=True)])
+    return runs
+
+
 def test_runs_table_has_a_row_per_run_and_epoch():
     runs = {("as committed", 128, seed): _fake_run([0.1, 0.9], [2.3, 0.3]) for seed in range(3)}
     table = student.runs_table(runs)
@@ -131,15 +143,9 @@ def test_a_control_run_without_the_student_environment_says_how_to_build_it(
 
 
 def test_consistency_finds_the_epochs_for_each_number_and_for_both():
-    rng = np.random.default_rng(1)
-    runs = {}
-    for seed in range(8):
-        runs[("as committed", 128, seed)] = _fake_run(
-            [0.13 + rng.normal(0, 0.01), 0.95 + rng.normal(0, 0.002)],
-            [2.36 + rng.normal(0, 0.01), 0.15 + rng.normal(0, 0.005)])
-        runs[("as committed", 2048, seed)] = _fake_run(
-            [0.10 + rng.normal(0, 0.01), 0.92 + rng.normal(0, 0.002)],
-            [2.30 + rng.normal(0, 0.01), 0.28 + rng.normal(0, 0.005)])
+    runs = _noisy_runs(np.random.default_rng(1), {
+        ("as committed", 128): ([0.13, 0.95], [0.01, 0.002], [2.36, 0.15], [0.01, 0.005]),
+        ("as committed", 2048): ([0.10, 0.92], [0.01, 0.002], [2.30, 0.28], [0.01, 0.005])})
     recorded = {128: {"accuracy": 0.13, "loss": 2.36}, 2048: {"accuracy": 0.92, "loss": 0.28}}
     row = student.consistency(student.runs_table(runs), recorded).iloc[0]
     assert (row.epochs_128, row.epochs_2048, row.epochs_all) == ("0", "1", "none")
@@ -147,15 +153,9 @@ def test_consistency_finds_the_epochs_for_each_number_and_for_both():
 
 
 def test_best_match_prefers_the_committed_program_and_falls_back_to_the_closest_edit():
-    rng = np.random.default_rng(2)
-    runs = {}
-    for seed in range(8):
-        runs[("as committed", 128, seed)] = _fake_run(
-            [0.09 + rng.normal(0, 0.005), 0.95 + rng.normal(0, 0.002)],
-            [2.39 + rng.normal(0, 0.005), 0.15 + rng.normal(0, 0.005)])
-        runs[("no pixel scaling", 128, seed)] = _fake_run(
-            [0.90 + rng.normal(0, 0.01), 0.126 + rng.normal(0, 0.01)],
-            [0.35 + rng.normal(0, 0.01), 2.36 + rng.normal(0, 0.01)])
+    runs = _noisy_runs(np.random.default_rng(2), {
+        ("as committed", 128): ([0.09, 0.95], [0.005, 0.002], [2.39, 0.15], [0.005, 0.005]),
+        ("no pixel scaling", 128): ([0.90, 0.126], [0.01, 0.01], [0.35, 2.36], [0.01, 0.01])})
     table = student.runs_table(runs)
     match = student.best_match(table, {"accuracy": 0.1263, "loss": 2.3577}, 128)
     assert (match["edit"], match["epoch"], match["consistent"]) == ("no pixel scaling", 1, True)
