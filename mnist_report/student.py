@@ -286,9 +286,7 @@ def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[
 
     edit = "as committed" if match["edit"] == "fit() not run" else match["edit"]
     recipe = dense_edit(edit, batch_size, max(match["epoch"], 1), **changes)[1]
-    scale = recipe.scale and tuple(p for p in ("train", "val", "test")
-                                   if p not in recipe.raw_pixels)
-    images, labels = mnist_split(scale=scale, flatten=True, split="student",
+    images, labels = mnist_split(scale=recipe.scaled_parts(), flatten=True, split="student",
                                  n_eval=recipe.n_eval)["test"]
     if match["edit"] == "fit() not run":
         rows = [untrained_signature(seed, images, labels, prior) for seed in seeds]

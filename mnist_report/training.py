@@ -43,7 +43,7 @@ from .probes import diagnostics
 from .results import environment_record, jsonable
 
 TRAINING_VERSION = 1
-TRAINING_FINGERPRINT = "a386b594c782889b"  # of the code below, on Python 3.11 (bytecode differs
+TRAINING_FINGERPRINT = "9c86adb0f21b2e56"  # of the code below, on Python 3.11 (bytecode differs
 TRAINING_PYTHON = "3.11"  # between Python versions; elsewhere runs are simply cached apart)
 
 TRAIN_PROBE = 10_000  # training images scored at each snapshot (train loss and accuracy)
@@ -134,6 +134,12 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def scaled_parts(self) -> tuple[str, ...]:
+        """The parts ("train", "val", "test") fed pixels scaled to [0, 1] (data.mnist_split's
+        `scale`): all but `raw_pixels`, none when scale=False."""
+        return tuple(p for p in ("train", "val", "test")
+                     if self.scale and p not in self.raw_pixels)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (for a chapter's results file)."""
@@ -304,9 +310,7 @@ def _train_impl(net: Net, recipe: Recipe, seed: int) -> dict[str, Any]:
     import keras
 
     set_seed(seed)
-    scale = recipe.scale and tuple(p for p in ("train", "val", "test")
-                                   if p not in recipe.raw_pixels)
-    data = mnist_split(scale=scale, flatten=recipe.flatten, n_train=recipe.n_train,
+    data = mnist_split(scale=recipe.scaled_parts(), flatten=recipe.flatten, n_train=recipe.n_train,
                        permute=recipe.permute, n_eval=recipe.n_eval,
                        val_in_train=recipe.all_train, split=recipe.split)
     model = net.make()
