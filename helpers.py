@@ -25,6 +25,13 @@ from mnist_report.cache import (
     cached,
     code_fingerprint,
 )
+from mnist_report.collapse import (
+    closest_cell,
+    compare_failures,
+    consistent_cells,
+    failure_counts,
+    widest_difference,
+)
 from mnist_report.config import (
     COMMITTED_FIGURES,
     COMMITTED_RESULTS,
@@ -61,6 +68,7 @@ from mnist_report.data import (
 from mnist_report.facts import (
     ClaimError,
     Facts,
+    fmt,
 )
 from mnist_report.models import (
     Net,
@@ -93,6 +101,7 @@ from mnist_report.plots import (
     plot_learning_curves_bands,
     plot_reliability,
     plot_robustness,
+    plot_shares,
     plot_trajectories,
     save_fig,
     set_style,
@@ -201,7 +210,7 @@ def __getattr__(name: str) -> Any:  # the active settings, read when asked (PEP 
 
 
 __all__ = [
-    "ClaimError", "Facts",
+    "ClaimError", "Facts", "fmt",
     "ensemble_accuracy", "feature_maps", "first_layer_change", "first_layer_sample",
     "layer_kernel", "noise_scale_of",
     "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "tsne_2d",
@@ -230,9 +239,10 @@ __all__ = [
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
     "most_confused", "pareto_front", "prediction_interval", "prediction_p",
     "held_out_pass_rate", "simulated_pass_rate", "reproduction_test", "seed_summary",
-    "wilson_interval", "student", "plot_trajectories", "diverged", "fit_steps_model",
+    "wilson_interval", "student", "plot_shares", "plot_trajectories", "diverged", "fit_steps_model",
     "next_learning_rates", "optimum", "seconds_per_epoch", "steps_model", "steps_to",
-    "two_regimes", "fisher_detectable", "fisher_power", "CURVE_FACTOR",
+    "two_regimes", "closest_cell", "compare_failures", "consistent_cells", "failure_counts",
+    "widest_difference", "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
     "describe_program", "models_markdown", "reproduction_markdown", "reproduction_table",

@@ -11,6 +11,8 @@
     results    results files and the environment record stored with them
     scaling    batch-size scaling of a learning-rate sweep: divergence, bracketing the optimum,
                the best rate's regimes, steps to a target and the S_min (1 + B_crit/B) fit
+    collapse   runs that collapse or diverge: counts with exact intervals, Fisher comparisons
+               with their detectable difference, grid cells consistent with a recorded number
     stats      intervals (seeds, test images), tests (Welch, McNemar, Holm), calibration, Pareto,
                the calibrated reproduction rule, convergence, power
     facts      a chapter's numbers in one record, prose templates, claims checked where made

@@ -9,8 +9,12 @@ each claim checked where it is made and again against the committed results.
 
 - **Formats** (`{name:spec}`): `pct` ("98.52 %"), `pct1` ("98.5 %"), `pct0` ("99 %"), `pts` (a
   signed difference in percentage points, "+0.60"), `points` (unsigned, one decimal, "1.3"),
-  `int` ("55,000"), `num` (four significant digits), `p` (a p-value, "0.003" or "< 0.001"),
-  `list` and `semilist` (items joined by ", " or "; "); any Python format spec otherwise.
+  `points0` (unsigned, whole points, "32"), `int` ("55,000"), `num` (four significant digits),
+  `p` (a p-value, "0.003" or "< 0.001"), `list` and `semilist` (items joined by ", " or "; ");
+  any Python format spec otherwise. On a sequence, `list:SPEC` and `semilist:SPEC` format each
+  item with SPEC ("{p_values:list:.2g}" -> "0.31, 1"), and `span:SPEC` gives its smallest and
+  largest item ("{shares:span:pct0}" -> "0 %–35 %", or "100 %" when they are equal). `fmt(value,
+  spec)` formats one value the same way outside a template.
 - **Thresholds** are named in `config.THRESHOLDS` (significance level, calibration threshold,
   smallest effect of interest) and may be used in templates and claims by name, so a number
   that judges is written once.
@@ -51,6 +55,7 @@ FORMATS = {
     "num": lambda v: f"{v:,.4g}",
     "p": _p_value,
     "points": lambda v: f"{100 * v:.1f}",
+    "points0": lambda v: f"{100 * v:.0f}",
     "list": lambda v: ", ".join(map(str, v)),
     "semilist": lambda v: "; ".join(map(str, v)),
 }
@@ -58,9 +63,23 @@ FORMATS = {
 
 class _Formatter(string.Formatter):
     def format_field(self, value: Any, spec: str) -> str:
-        if spec in FORMATS:
-            return FORMATS[spec](value)
-        return super().format_field(value, spec)
+        return fmt(value, spec)
+
+
+_JOINS = {"list": ", ", "semilist": "; "}
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    """One value in a house format (the module docstring lists them) or a Python format spec."""
+    kind, _, inner = spec.partition(":")
+    if inner and kind in _JOINS:
+        return _JOINS[kind].join(fmt(v, inner) for v in value)
+    if kind == "span":
+        low, high = fmt(min(value), inner), fmt(max(value), inner)
+        return low if low == high else f"{low}–{high}"
+    if spec in FORMATS:
+        return FORMATS[spec](value)
+    return format(value, spec)
 
 
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load,

@@ -179,6 +179,31 @@ def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", a
     return ax
 
 
+def plot_shares(data, x: str, hue: str | None = None, share: str = "share",
+                low: str = "share_low", high: str = "share_high", ax=None,
+                batch_axis: bool = True, dodge: float = 1.06, hue_label: str = "{hue} {value:g}",
+                legend_title: str | None = "95 % Clopper-Pearson"):
+    """Proportions with their intervals over x (one row per point: `share` with `low`..`high`, as
+    collapse.failure_counts gives), one series per `hue`, dodged by a factor `dodge` on a log x
+    axis so the bars do not overlap; the y axis in percent from 0 to 100."""
+    ax = _axes(ax, (8, 4))
+    groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=True))
+    for i, (value, part) in enumerate(groups):
+        part = part.sort_values(x)
+        offset = dodge ** (i - (len(groups) - 1) / 2)
+        label = None if hue is None else hue_label.format(hue=hue.replace("_", " "), value=value)
+        ax.errorbar(part[x].to_numpy(float) * offset, part[share],
+                    yerr=[part[share] - part[low], part[high] - part[share]], marker="o",
+                    capsize=3, label=label)
+    if batch_axis:
+        batch_size_axis(ax, sorted(data[x].unique()))
+    ax.set_ylim(-0.03, 1.03)
+    percent_axis(ax)
+    if hue is not None:
+        legend_outside(ax, title=legend_title, fontsize=8)
+    return ax
+
+
 def plot_trajectories(data, recorded: Mapping[Any, tuple[float, float]], hue: str = "batch_size",
                       band: str = "range", axes=None, loss_scale: str = "log"):
     """Test accuracy and test loss over epochs, with seed bands per `hue` (one row per run and

@@ -25,7 +25,7 @@ from .cache import cached, package_versions
 from .config import ROOT, set_seed
 from .models import Net, dense_net, student_cnn
 from .probes import collapse_signature
-from .stats import clopper_pearson, reproduction_test
+from .stats import reproduction_test
 from .student_runner import main as runner_main
 from .training import Recipe
 
@@ -304,22 +304,6 @@ def program_name(match: Mapping[str, Any]) -> str:
         return "mnist.py with its fit() not run (the untrained network)"
     edit = "as committed" if match["edit"] == "as committed" else f"with {match['edit']}"
     return f"mnist.py {edit}, {match['epoch']} epoch{'s' if match['epoch'] != 1 else ''}"
-
-
-def collapse_counts(outcomes, by: Sequence[str] = ("edit", "batch_size"),
-                    confidence: float = 0.95):
-    """Per group, how many runs ended collapsed or diverged (column `outcome`, probes.outcome)
-    of how many, with an exact (Clopper-Pearson) interval for the share."""
-    import pandas as pd
-
-    rows = []
-    for keys, part in outcomes.groupby(list(by), sort=True):
-        failed = int(part.outcome.isin(("collapsed", "diverged")).sum())
-        low, high = clopper_pearson(failed, len(part), confidence)
-        rows.append({**dict(zip(by, keys if isinstance(keys, tuple) else (keys,), strict=True)),
-                     "failed": failed, "runs": len(part), "share": failed / len(part),
-                     "share_low": low, "share_high": high})
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------------

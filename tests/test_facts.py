@@ -20,6 +20,16 @@ def test_prose_uses_the_house_formats_and_named_thresholds():
     assert f.prose("{acc:pct}").data == "98.52 %"
 
 
+def test_sequences_format_item_by_item_and_as_spans():
+    f = Facts("09_test")
+    f.add(p_values=[0.3125, 1.0], shares=[0.0, 0.35, 0.1], same=[1.0, 1.0], detectable=[0.32, 0.42])
+    assert f.text("{p_values:list:.2g}; {shares:semilist:pct0}") == "0.31, 1; 0 %; 35 %; 10 %"
+    assert f.text("{shares:span:pct0}, {same:span:pct0}, {detectable:span:points0} points") == (
+        "0 %–35 %, 100 %, 32–42 points")
+    assert helpers.fmt(0.98523, "pct") == "98.52 %" and helpers.fmt(0.01, "g") == "0.01"
+    assert helpers.fmt([1, 2], "list") == "1, 2"
+
+
 def test_a_false_claim_fails_where_it_is_made():
     f = Facts("09_test")
     f.add(mlp=0.985, softmax=0.928, p=0.2)

@@ -63,6 +63,20 @@ def test_plot_bands_draws_a_mean_and_a_band_per_hue():
         plots.plot_bands(runs_over_batch(), "batch_size", "test_accuracy", band="sd")
 
 
+def test_plot_shares_dodges_each_series_and_keeps_the_intervals():
+    shares = pd.DataFrame({"learning_rate": [0.01, 0.01, 0.1, 0.1], "batch_size": [128, 2048] * 2,
+                           "share": [0.1, 0.2, 0.9, 1.0], "share_low": [0.0, 0.05, 0.7, 0.83],
+                           "share_high": [0.3, 0.45, 0.99, 1.0]})
+    ax = plots.plot_shares(shares, "batch_size", hue="learning_rate")
+    series = [container.lines[0] for container in ax.containers]  # the points, not the caps
+    low, high = series[0].get_xdata(), series[1].get_xdata()
+    assert (low < [128, 2048]).all() and (high > [128, 2048]).all()  # dodged either side
+    assert list(series[1].get_ydata()) == [0.9, 1.0]
+    assert ax.get_ylim() == (-0.03, 1.03) and ax.yaxis.get_major_formatter()(0.5, 0) == "50 %"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "learning rate 0.01", "learning rate 0.1"]
+
+
 def test_plot_intervals_draws_one_row_per_model():
     table = pd.DataFrame({"model": ["linear", "MLP", "CNN"], "mean": [0.92, 0.98, 0.99],
                           "low": [0.91, 0.975, 0.988], "high": [0.93, 0.985, 0.992]})

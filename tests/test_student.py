@@ -1,7 +1,6 @@
 """The student's programs as recipes (mnist_report/student.py)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import helpers
@@ -103,16 +102,6 @@ def test_epoch_tests_find_the_epochs_whose_seed_distribution_holds_a_recorded_nu
     assert (tests.runs == 10).all() and tests.p.between(0, 1).all()
     assert student.epoch_ranges(tests.epoch[tests.consistent]) == "1"
     assert student.epoch_ranges([]) == "none" and student.epoch_ranges([3, 4, 5, 8]) == "3-5, 8"
-
-
-def test_collapse_counts_give_exact_intervals():
-    outcomes = pd.DataFrame({"edit": "as committed", "batch_size": [128] * 20 + [2048] * 20,
-                             "outcome": ["collapsed"] * 3 + ["trained"] * 37})
-    counts = student.collapse_counts(outcomes).set_index("batch_size")
-    assert counts.loc[128, "failed"] == 3 and counts.loc[2048, "failed"] == 0
-    assert counts.loc[2048, "share_low"] == 0 and 0.1 < counts.loc[2048, "share_high"] < 0.2
-    assert (counts.loc[128, "share_low"], counts.loc[128, "share_high"]) == pytest.approx(
-        helpers.clopper_pearson(3, 20))
 
 
 def test_outcome_tells_diverged_collapsed_and_trained_runs_apart():
