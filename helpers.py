@@ -131,13 +131,20 @@ from mnist_report.results import (
     save_table,
 )
 from mnist_report.scaling import (
+    budget_specs,
+    budget_table,
     diverged,
     fit_steps_model,
+    grid_around,
+    initial_loss,
     next_learning_rates,
     optimum,
+    refine_sweep,
     seconds_per_epoch,
     steps_model,
     steps_to,
+    strictly_bracketed,
+    tune_until_bracketed,
     two_regimes,
 )
 from mnist_report.stats import (
@@ -241,7 +248,9 @@ __all__ = [
     "held_out_pass_rate", "simulated_pass_rate", "reproduction_test", "seed_summary",
     "wilson_interval", "student", "plot_shares", "plot_trajectories", "diverged", "fit_steps_model",
     "next_learning_rates", "optimum", "seconds_per_epoch", "steps_model", "steps_to",
-    "two_regimes", "closest_cell", "compare_failures", "consistent_cells", "failure_counts",
+    "two_regimes", "budget_specs", "budget_table", "grid_around", "initial_loss",
+    "refine_sweep", "strictly_bracketed", "tune_until_bracketed", "closest_cell",
+    "compare_failures", "consistent_cells", "failure_counts",
     "widest_difference", "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",

@@ -1,7 +1,11 @@
-"""Batch-size scaling analyses of a learning-rate sweep (chapter 03): when a run has diverged,
-which learning rates to add until every optimum is bracketed, the best learning rate per batch
-size and its two regimes, steps to a validation target, and the fit of
-steps = S_min (1 + B_crit / B) (McCandlish et al. 2018).
+"""Batch-size scaling analyses of a learning-rate sweep (chapter 03): the searches that extend a
+learning-rate grid until its optimum is bracketed (tuning at convergence; the fixed-budget sweep),
+when a run has diverged, the best learning rate per batch size and its two regimes, steps to a
+validation target, and the fit of steps = S_min (1 + B_crit / B) (McCandlish et al. 2018).
+
+The searches take a `train` callable (a list of cells in, their runs out, in order), so the
+chapter keeps the choice of network, recipe and entry point (train_many) and this module the
+search.
 
 Each works on runs' records (training.TrainResult curves and snapshots) or on tidy tables, so the
 chapter states what it computes and this module how.
@@ -9,7 +13,8 @@ chapter states what it computes and this module how.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,125 @@ def diverged(run, steps: int, initial_loss: float, exploded: float = EXPLODED) -
     peak = max((p["train_loss"] for p in run.curve if p["step"] <= steps), default=0.0)
     val = run.snapshots[steps]["val_loss"]
     return bool(not np.isfinite(val) or peak > exploded * initial_loss or val > initial_loss)
+
+
+def grid_around(grid: Sequence[float], guess: float, width: int = 1) -> set[float]:
+    """The value of `grid` nearest `guess` on a log scale and up to `width` values each side."""
+    i = int(np.argmin([abs(np.log10(v) - np.log10(guess)) for v in grid]))
+    return set(grid[max(i - width, 0):i + width + 1])
+
+
+def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
+                         start: Mapping[Any, Iterable[float]], grid: Sequence[float],
+                         extend: bool = True) -> dict[tuple[Any, float], Any]:
+    """Tune a learning rate per key (a batch size) on a fixed grid: train every (key, rate) of
+    `start`, then, while a key's best rate on validation (`run.val_accuracy`) sits at an edge of
+    the rates tried, add the grid's next value beyond that edge (`extend`). `train` gets the
+    untrained (key, rate) pairs, key by key in `start`'s order and rates ascending, and returns
+    their runs in that order. Returns {(key, rate): run}."""
+    grid = list(grid)
+    tried = {key: set(rates) for key, rates in start.items()}
+    tuning: dict[tuple[Any, float], Any] = {}
+    while todo := [(key, lr) for key in tried for lr in sorted(tried[key])
+                   if (key, lr) not in tuning]:
+        tuning |= dict(zip(todo, train(todo), strict=True))
+        for key in tried if extend else ():
+            val = {lr: tuning[key, lr].val_accuracy for lr in tried[key]}
+            best, rates = max(val, key=val.get), sorted(tried[key])
+            i = grid.index(best)
+            if best == rates[0] and i > 0:
+                tried[key].add(grid[i - 1])
+            elif best == rates[-1] and i < len(grid) - 1:
+                tried[key].add(grid[i + 1])
+    return tuning
+
+
+def strictly_bracketed(scores: Mapping[float, float], chosen: float) -> bool:
+    """Whether the chosen rate has a tried neighbour on each side, both strictly worse."""
+    rates = sorted(scores)
+    i = rates.index(chosen)
+    return bool(0 < i < len(rates) - 1
+                and scores[rates[i - 1]] < scores[rates[i]] > scores[rates[i + 1]])
+
+
+def budget_specs(net, recipe, cells: Iterable[tuple[int, float, int]],
+                 budgets: Mapping[str, Callable[[int], int]]) -> list[tuple]:
+    """(net, recipe, seed) for each (batch size, learning rate, seed): one run per cell, trained
+    for the largest of the `budgets` (each a batch size -> steps function) and snapshotted at
+    every budget, in `budgets`' order."""
+    specs = []
+    for bs, lr, seed in cells:
+        steps = tuple(budget(bs) for budget in budgets.values())
+        specs.append((net, recipe.replace(batch_size=bs, learning_rate=lr, steps=max(steps),
+                                          snapshots=steps), seed))
+    return specs
+
+
+def refine_sweep(train: Callable[[list[tuple[int, float, int]]], list],
+                 batch_sizes: Sequence[int], learning_rates: Sequence[float],
+                 seeds: Sequence[int], budgets: Mapping[str, Callable[[int], int]],
+                 initial_loss: Mapping[int, float], rounds: int,
+                 exploded: float = EXPLODED) -> dict[tuple[int, float, int], Any]:
+    """A learning-rate sweep over batch sizes, refined until every optimum is bracketed: train
+    every (batch size, rate, seed) of the grid, then, for up to `rounds` rounds, add the rates
+    next_learning_rates asks for at each batch size and budget (scores: mean validation accuracy
+    over seeds at the budget's snapshot; bad: a seed diverged by then, with `initial_loss` per
+    seed). `train` gets (batch size, rate, seed) triples and returns their runs in order.
+    Returns {(batch size, rate, seed): run}."""
+    sweep: dict[tuple[int, float, int], Any] = {}
+
+    def run(cells) -> None:
+        todo = [(bs, lr, seed) for bs, lr in cells for seed in seeds]
+        sweep.update(zip(todo, train(todo), strict=True))
+
+    run(itertools.product(batch_sizes, learning_rates))
+    for _ in range(rounds):
+        todo = set()
+        for bs, budget in itertools.product(batch_sizes, budgets.values()):
+            steps, rates = budget(bs), sorted({lr for b, lr, _ in sweep if b == bs})
+            score = {lr: np.mean([sweep[bs, lr, s].snapshots[steps]["val_accuracy"]
+                                  for s in seeds]) for lr in rates}
+            bad = {lr for lr in rates if any(diverged(sweep[bs, lr, s], steps, initial_loss[s],
+                                                      exploded) for s in seeds)}
+            todo |= {(bs, lr) for lr in next_learning_rates(score, bad)}
+        todo -= {(b, lr) for b, lr, _ in sweep}
+        if not todo:
+            break
+        run(sorted(todo))
+    return sweep
+
+
+def budget_table(sweep: Mapping[tuple[int, float, int], Any],
+                 budgets: Mapping[str, Callable[[int], int]], n_train: int,
+                 initial_loss: Mapping[int, float], exploded: float = EXPLODED):
+    """One row per sweep run and budget: its scores at the budget's snapshot, the budget in
+    epochs, steps and images, and whether the run had diverged by then."""
+    import pandas as pd
+
+    rows = []
+    for (bs, lr, seed), r in sweep.items():
+        for name, budget in budgets.items():
+            steps = budget(bs)
+            snap = r.snapshots[steps]
+            rows.append({"budget": name, "batch_size": bs, "learning_rate": lr, "seed": seed,
+                         "epochs": steps * bs / n_train, "steps": steps, "images": steps * bs,
+                         **{k: snap[k] for k in ("train_accuracy", "val_accuracy",
+                                                 "test_accuracy", "train_loss", "val_loss",
+                                                 "test_loss")},
+                         "seconds": snap["seconds"],
+                         "diverged": diverged(r, steps, initial_loss[seed], exploded)})
+    return pd.DataFrame(rows)
+
+
+def initial_loss(net, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """The loss on (x, y) of the untrained network as the run with this seed starts (the seed
+    set as training sets it)."""
+    from .config import set_seed
+
+    set_seed(seed)
+    model = net.make()
+    model.compile(loss="sparse_categorical_crossentropy")
+    return float(model.evaluate(x, y, batch_size=len(y), verbose=0))
 
 
 def next_learning_rates(score: Mapping[float, float], bad: Iterable[float]) -> list[float]:

@@ -70,3 +70,66 @@ def test_seconds_per_epoch_from_the_curve():
     run = _run([{"step": 10, "seconds": 1.0}, {"step": 110, "seconds": 11.0}])
     assert helpers.seconds_per_epoch(run, n_train=1000, batch_size=10) == pytest.approx(10.0)
     assert np.isnan(helpers.seconds_per_epoch(_run(run.curve, diverged_at=50), 1000, 10))
+
+
+def test_grid_around_takes_the_nearest_value_and_its_neighbours():
+    grid = [1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2]
+    assert helpers.grid_around(grid, 1.2e-3) == {3.16e-4, 1e-3, 3.16e-3}
+    assert helpers.grid_around(grid, 1e-5) == {1e-4, 3.16e-4}  # at the edge: one side only
+
+
+def test_tune_until_bracketed_extends_the_grid_past_an_edge_holding_the_best():
+    grid = [0.001, 0.003, 0.01, 0.03, 0.1]
+    best = {128: 0.03, 2048: 0.003}  # validation accuracy peaks here, per batch size
+    calls = []
+
+    def train(todo):
+        calls.append(list(todo))
+        return [SimpleNamespace(val_accuracy=1 - abs(np.log(lr / best[bs]))) for bs, lr in todo]
+
+    tuning = helpers.tune_until_bracketed(train, {128: {0.003, 0.01}, 2048: {0.003, 0.01}}, grid)
+    assert sorted(lr for bs, lr in tuning if bs == 128) == [0.003, 0.01, 0.03, 0.1]
+    assert sorted(lr for bs, lr in tuning if bs == 2048) == [0.001, 0.003, 0.01]
+    assert calls[0] == [(128, 0.003), (128, 0.01), (2048, 0.003), (2048, 0.01)]
+    scores = {lr: r.val_accuracy for (bs, lr), r in tuning.items() if bs == 128}
+    assert helpers.strictly_bracketed(scores, 0.03)
+    assert not helpers.strictly_bracketed(scores, 0.1) and not helpers.strictly_bracketed(
+        {0.01: 0.9, 0.03: 0.95, 0.1: 0.95}, 0.03)  # a tie is not strictly worse
+    fixed = helpers.tune_until_bracketed(train, {128: {0.003, 0.01}}, grid, extend=False)
+    assert sorted(lr for _, lr in fixed) == [0.003, 0.01]
+
+
+def _sweep_run(bs, lr, seed, steps):
+    """A fake sweep run: validation accuracy peaks at lr = bs / 1000; above 4x that it diverges."""
+    acc = max(0.0, 0.95 - 0.1 * abs(np.log2(lr * 1000 / bs)))
+    snaps = {s: {"val_accuracy": acc, "val_loss": 0.2 if lr < 4 * bs / 1000 else 9.0,
+                 "train_accuracy": acc, "test_accuracy": acc, "train_loss": 0.2,
+                 "test_loss": 0.2, "seconds": 0.01 * s} for s in steps}
+    return SimpleNamespace(seed=seed, snapshots=snaps, diverged_at=None,
+                           curve=[{"step": s, "train_loss": 0.2} for s in steps])
+
+
+def test_refine_sweep_adds_rates_until_each_optimum_is_bracketed_and_tables_its_budgets():
+    budgets = {"epochs": lambda bs: 4096 // bs, "steps": lambda bs: 16}
+    recipe = helpers.Recipe(batch_size=16, steps=16, optimizer="sgd")
+    specs = helpers.budget_specs("net", recipe, [(64, 0.1, 0)], budgets)
+    assert specs[0][1].snapshots == (16, 64) and specs[0][1].steps == 64  # sorted by Recipe
+    assert (specs[0][1].batch_size, specs[0][1].learning_rate, specs[0][2]) == (64, 0.1, 0)
+
+    def train(todo):
+        return [_sweep_run(bs, lr, seed, (budgets["epochs"](bs), 16)) for bs, lr, seed in todo]
+
+    initial = {0: 2.3, 1: 2.3}
+    sweep = helpers.refine_sweep(train, [64, 256], [0.0625], [0, 1], budgets, initial, rounds=4)
+    for bs in (64, 256):
+        rates = sorted({lr for b, lr, _ in sweep if b == bs})
+        best = max(rates, key=lambda lr: sweep[bs, lr, 0].snapshots[16]["val_accuracy"])
+        assert rates[0] < best < rates[-1]  # bracketed on both sides
+    assert {s for _, _, s in sweep} == {0, 1}
+    table = helpers.budget_table(sweep, budgets, 4096, initial)
+    assert len(table) == 2 * len(sweep) and set(table.budget) == {"epochs", "steps"}
+    row = table[(table.budget == "epochs") & (table.batch_size == 256)].iloc[0]
+    assert (row.steps, row.images, row.epochs) == (16, 4096, 1.0)
+    assert table[table.learning_rate >= 4 * table.batch_size / 1000].diverged.all()
+    none = helpers.refine_sweep(train, [64], [0.0625], [0], budgets, initial, rounds=0)
+    assert len(none) == 1
