@@ -77,9 +77,11 @@ def legend_outside(ax, where: str = "right", title: str | None = None, **kwargs)
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return None
-    if where == "below":
+    if where == "below":  # clear of the axis label, lower still under rotated tick labels
+        ticks = ax.get_xticklabels()
+        drop = -0.32 if ticks and ticks[0].get_rotation() else -0.18
         return ax.legend(handles, labels, title=title, loc="upper center",
-                         bbox_to_anchor=(0.5, -0.18), ncols=min(len(labels), 4), frameon=False,
+                         bbox_to_anchor=(0.5, drop), ncols=min(len(labels), 4), frameon=False,
                          **kwargs)
     if where != "right":
         raise ValueError(f"where must be 'right' or 'below', not {where!r}")
@@ -96,6 +98,8 @@ def batch_size_axis(ax, batches: Sequence[int], axis: str = "x"):
     target.set_major_locator(FixedLocator(list(batches)))
     target.set_major_formatter(lambda value, _: f"{value:,.0f}")
     target.set_minor_locator(NullLocator())
+    if axis == "x" and len(batches) > 6:  # "1,024 2,048 4,096" would run together
+        ax.tick_params(axis="x", labelrotation=45)
     getattr(ax, f"set_{axis}label")("batch size")
     return ax
 
@@ -171,7 +175,7 @@ def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", a
         batch_size_axis(ax, sorted(data[x].unique()))
     else:
         ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(ylabel or y.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " ") if ylabel is None else ylabel)
     if percent:
         percent_axis(ax)
     if hue is not None:
@@ -179,28 +183,46 @@ def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", a
     return ax
 
 
-def plot_shares(data, x: str, hue: str | None = None, share: str = "share",
-                low: str = "share_low", high: str = "share_high", ax=None,
-                batch_axis: bool = True, dodge: float = 1.06, hue_label: str = "{hue} {value:g}",
-                legend_title: str | None = "95 % Clopper-Pearson"):
-    """Proportions with their intervals over x (one row per point: `share` with `low`..`high`, as
-    collapse.failure_counts gives), one series per `hue`, dodged by a factor `dodge` on a log x
-    axis so the bars do not overlap; the y axis in percent from 0 to 100."""
-    ax = _axes(ax, (8, 4))
+def plot_errorbars(data, x: str, y: str, low: str, high: str, hue: str | None = None, ax=None,
+                   batch_axis: bool = True, dodge: float = 1.0, percent: bool = False,
+                   digits: int = 0, logy: bool = False, labels: Mapping[Any, str] | None = None,
+                   legend: str = "right", legend_title: str | None = None, line: str = "-"):
+    """Points with intervals over x (one row per point: `y` with `low`..`high`, e.g. a mean and
+    its 95 % interval over seeds), one series per `hue` (named by `labels`, else by the value),
+    dodged by a factor `dodge` on a log x axis so the bars do not overlap; `line` "none" for
+    points alone. For accuracies, learning rates, steps or seconds over batch size."""
+    ax = _axes(ax, (7, 4))
     groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=True))
     for i, (value, part) in enumerate(groups):
         part = part.sort_values(x)
         offset = dodge ** (i - (len(groups) - 1) / 2)
-        label = None if hue is None else hue_label.format(hue=hue.replace("_", " "), value=value)
-        ax.errorbar(part[x].to_numpy(float) * offset, part[share],
-                    yerr=[part[share] - part[low], part[high] - part[share]], marker="o",
-                    capsize=3, label=label)
+        label = None if hue is None else (labels or {}).get(value, value)
+        ax.errorbar(part[x].to_numpy(float) * offset, part[y],
+                    yerr=[part[y] - part[low], part[high] - part[y]], marker="o", capsize=3,
+                    ls=line, label=label)
     if batch_axis:
         batch_size_axis(ax, sorted(data[x].unique()))
-    ax.set_ylim(-0.03, 1.03)
-    percent_axis(ax)
+    if logy:
+        ax.set_yscale("log")
+    if percent:
+        percent_axis(ax, digits=digits)
     if hue is not None:
-        legend_outside(ax, title=legend_title, fontsize=8)
+        legend_outside(ax, legend, title=legend_title, fontsize=8)
+    return ax
+
+
+def plot_shares(data, x: str, hue: str | None = None, share: str = "share",
+                low: str = "share_low", high: str = "share_high", ax=None,
+                batch_axis: bool = True, dodge: float = 1.06,
+                legend_title: str | None = "95 % Clopper-Pearson"):
+    """Proportions with their exact intervals over x (as collapse.failure_counts gives them),
+    one series per `hue` ("learning rate 0.01"), on a 0-100 % axis."""
+    labels = None if hue is None else {v: f"{hue.replace('_', ' ')} {v:g}"
+                                       for v in data[hue].unique()}
+    ax = plot_errorbars(data, x, share, low, high, hue=hue, ax=_axes(ax, (8, 4)),
+                        batch_axis=batch_axis, dodge=dodge, percent=True, labels=labels,
+                        legend_title=legend_title)
+    ax.set_ylim(-0.03, 1.03)
     return ax
 
 
@@ -237,24 +259,33 @@ def plot_learning_curves_bands(data, metric: str = "val_accuracy", hue: str = "m
 
 
 def plot_grid_heatmap(data, row: str, col: str, value: str, marks: str | None = None, ax=None,
-                      percent: bool = True, cbar_label: str | None = None, fmt: str = ".1f"):
-    """A grid of settings (e.g. batch size x learning rate) coloured by `value` (its mean over
-    rows in each cell); cells where the boolean column `marks` is true for any row (e.g. a
-    diverged run) get an x, and empty cells stay white."""
+                      percent: bool = True, cbar_label: str | None = None, fmt: str = ".1f",
+                      vmin: float | None = None, vmax: float | None = None,
+                      descending: bool = False, row_format: str | None = None):
+    """A grid of settings (e.g. learning rate x batch size) coloured by `value` (its mean over
+    rows in each cell); a cell where the boolean column `marks` is true for any row (e.g. a
+    diverged run) shows "✗" instead of its number, and empty cells stay white. `descending`
+    puts the largest row value on top; `row_format` formats the row labels (".3g")."""
     import seaborn as sns
+    from matplotlib.ticker import FuncFormatter
 
     ax = _axes(ax, (7.0, 4.5))
     table = data.pivot_table(index=row, columns=col, values=value, aggfunc="mean")
+    table = table.sort_index(ascending=not descending)
     scale = 100 if percent else 1
-    sns.heatmap(table * scale, annot=True, fmt=fmt, cmap="viridis", ax=ax,
-                cbar_kws={"label": cbar_label or (value.replace("_", " ")
-                                                  + (" (%)" if percent else ""))},
-                annot_kws={"fontsize": 7})
+    labels = table.map(lambda v: "" if np.isnan(v) else format(scale * v, fmt))
     if marks is not None:
         marked = data.pivot_table(index=row, columns=col, values=marks, aggfunc="any")
         marked = marked.reindex(index=table.index, columns=table.columns)
-        for i, j in zip(*np.nonzero(marked.fillna(False).to_numpy(bool)), strict=True):
-            ax.text(j + 0.5, i + 0.82, "×", ha="center", va="center", color="red", fontsize=9)
+        labels = labels.where(~marked.fillna(False).astype(bool), "✗")
+    colourbar = {"label": cbar_label or value.replace("_", " ")}
+    if percent:
+        colourbar["format"] = FuncFormatter(lambda v, _: f"{100 * v:g} %")
+    sns.heatmap(table, annot=labels, fmt="", cmap="viridis", ax=ax, vmin=vmin, vmax=vmax,
+                cbar_kws=colourbar, annot_kws={"fontsize": 7})
+    if row_format:
+        ax.set_yticks(np.arange(len(table.index)) + 0.5,
+                      [format(v, row_format) for v in table.index], rotation=0)
     ax.set_xlabel(col.replace("_", " "))
     ax.set_ylabel(row.replace("_", " "))
     return ax

@@ -77,6 +77,18 @@ def test_plot_shares_dodges_each_series_and_keeps_the_intervals():
         "learning rate 0.01", "learning rate 0.1"]
 
 
+def test_plot_errorbars_names_series_by_label_and_can_drop_the_line():
+    rates = pd.DataFrame({"budget": ["epochs", "epochs", "steps", "steps"],
+                          "batch_size": [16, 256] * 2, "best_lr": [0.01, 0.1, 0.04, 0.4],
+                          "low": [0.005, 0.05, 0.02, 0.2], "high": [0.02, 0.2, 0.08, 0.8]})
+    ax = plots.plot_errorbars(rates, "batch_size", "best_lr", "low", "high", hue="budget",
+                              logy=True, dodge=1.04, labels={"epochs": "2 epochs"}, line="none")
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2 epochs", "steps"]
+    points = ax.containers[0].lines[0]
+    assert points.get_linestyle() == "None" and list(points.get_ydata()) == [0.01, 0.1]
+
+
 def test_plot_intervals_draws_one_row_per_model():
     table = pd.DataFrame({"model": ["linear", "MLP", "CNN"], "mean": [0.92, 0.98, 0.99],
                           "low": [0.91, 0.975, 0.988], "high": [0.93, 0.985, 0.992]})
@@ -89,9 +101,12 @@ def test_plot_grid_heatmap_marks_diverged_cells_and_leaves_empty_ones_white():
     grid = pd.DataFrame({"batch_size": [16, 16, 128, 128], "learning_rate": [0.1, 1.0, 0.1, 1.0],
                          "val_accuracy": [0.97, 0.1, 0.96, np.nan],
                          "diverged": [False, True, False, False]})
-    ax = plots.plot_grid_heatmap(grid, "batch_size", "learning_rate", "val_accuracy",
-                                 marks="diverged")
-    assert [t.get_text() for t in ax.texts].count("×") == 1
+    ax = plots.plot_grid_heatmap(grid, "learning_rate", "batch_size", "val_accuracy",
+                                 marks="diverged", fmt=".0f", descending=True, row_format=".3g")
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("✗") == 1 and "97" in texts and "10" not in texts  # ✗ replaces 10
+    assert len(texts) == 3  # the empty cell has no label
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "0.1"]  # largest on top
 
 
 def test_plot_robustness_keeps_one_colour_per_model_across_panels():
