@@ -252,3 +252,114 @@ def seconds_per_epoch(run, n_train: int, batch_size: int) -> float:
         return np.nan
     return ((last["seconds"] - first["seconds"]) / (last["step"] - first["step"])
             * n_train / batch_size)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables of chapter 03's results: at convergence, per budget, the learning-rate rule, to target
+# ------------------------------------------------------------------------------------------------
+
+
+def _mean_ci_columns(values) -> dict[str, float]:
+    from .stats import mean_ci
+
+    mean, low, high = mean_ci(values)
+    return {"test_accuracy": mean, "ci_low": low, "ci_high": high}
+
+
+def convergence_runs(runs, max_epochs: int):
+    """One row per run trained to convergence (early stopping on validation): its scores, the
+    epoch of its best validation accuracy, whether it stopped before `max_epochs`, and the
+    training images and seconds it took to reach that best epoch (the patience excluded)."""
+    import pandas as pd
+
+    conv = pd.DataFrame([{"batch_size": r.recipe.batch_size,
+                          "learning_rate": r.recipe.learning_rate, "seed": r.seed,
+                          "test_accuracy": r.test_accuracy, "test_loss": r.test_loss,
+                          "best_epoch": int(np.argmax(r.history["val_accuracy"])) + 1,
+                          "epochs_run": r.epochs_run, "stopped_early": r.epochs_run < max_epochs,
+                          "images_seen": r.images_seen, "seconds": r.train_seconds}
+                         for r in runs])
+    return conv.assign(images_to_best=conv.best_epoch * (conv.images_seen // conv.epochs_run),
+                       seconds_to_best=conv.seconds * conv.best_epoch / conv.epochs_run)
+
+
+def convergence_summary(conv):
+    """Per batch size of convergence_runs: the learning rate, mean test accuracy with its 95 %
+    t interval over seeds, mean test loss, the median best epoch, images and seconds to it, and
+    the share of runs that stopped early."""
+    import pandas as pd
+
+    loss = conv.groupby("batch_size").test_loss.mean()  # pandas' grouped mean, to the last bit
+    rows = {bs: {"learning_rate": part.learning_rate.iloc[0],
+                 **_mean_ci_columns(part.test_accuracy), "test_loss": loss[bs],
+                 "best_epoch": part.best_epoch.median(),
+                 "images_to_best": part.images_to_best.median(),
+                 "seconds_to_best": part.seconds_to_best.median(),
+                 "stopped_early": part.stopped_early.mean()}
+            for bs, part in conv.groupby("batch_size")}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("batch_size")
+
+
+def chosen_runs(table):
+    """The rows of a budget table (budget_table) at the learning rate chosen, per budget and
+    batch size, by the best mean validation accuracy over seeds."""
+    mean_val = table.groupby(["budget", "batch_size", "learning_rate"])["val_accuracy"].mean()
+    chosen_lr = mean_val.groupby(["budget", "batch_size"]).idxmax().map(lambda key: key[2])
+    chosen = table.merge(chosen_lr.rename("chosen_lr").reset_index(), on=["budget", "batch_size"])
+    return chosen[chosen.learning_rate == chosen.chosen_lr].drop(columns="chosen_lr")
+
+
+def best_per_budget(chosen):
+    """Per budget and batch size of chosen_runs: the chosen learning rate, the seeds, and the
+    mean test accuracy with its 95 % t interval over seeds."""
+    import pandas as pd
+
+    rows = {key: {"learning_rate": part.learning_rate.iloc[0], "seeds": len(part),
+                  **_mean_ci_columns(part.test_accuracy)}
+            for key, part in chosen.groupby(["budget", "batch_size"])}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["budget", "batch_size"])
+
+
+def learning_rate_rule(table) -> tuple[Any, dict[str, dict[str, float]]]:
+    """The best learning rate per budget and batch size (optimum: the rate, its neighbours,
+    bracketed or not) and, per budget, its two regimes over batch size (two_regimes)."""
+    import pandas as pd
+
+    rule = table.groupby(["budget", "batch_size"]).apply(
+        lambda part: pd.Series(optimum(part)), include_groups=False)
+    regimes = {budget: two_regimes(part.droplevel("budget").index, part.best_lr)
+               for budget, part in rule.groupby(level="budget")}
+    return rule, regimes
+
+
+def rate_cap(best_lr, regime: Mapping[str, float]) -> tuple[float, int]:
+    """Where the best learning rate stops growing: the median best rate past the regimes' break
+    (all of them without a break), and the smallest batch size whose best rate reaches it."""
+    past = best_lr[best_lr.index >= regime["break"]] if np.isfinite(regime["break"]) else best_lr
+    cap = float(past.median())
+    return cap, int(best_lr[best_lr >= cap].index.min())
+
+
+def fastest_to_target(sweep: Mapping[tuple[int, float, int], Any], target: float):
+    """Per batch size, the learning rate that reaches `target` validation accuracy in the fewest
+    steps (geometric mean over seeds; a rate counts only if every seed got there), with the
+    geometric mean and 95 % interval over seeds of its steps and seconds to the target."""
+    import pandas as pd
+
+    from .stats import mean_ci
+
+    reach = pd.DataFrame([{"batch_size": bs, "learning_rate": lr, "seed": seed,
+                           "steps": steps_to(r.curve, target),
+                           "seconds": steps_to(r.curve, target, "seconds")}
+                          for (bs, lr, seed), r in sweep.items()])
+    log_steps = reach.groupby(["batch_size", "learning_rate"])["steps"].apply(
+        lambda v: np.log(v).mean(skipna=False))  # NaN unless every seed reached the target
+    fastest = log_steps.dropna().groupby("batch_size").idxmin().map(lambda key: key[1])
+    rows = {}
+    for bs, lr in fastest.items():
+        part = reach[(reach.batch_size == bs) & (reach.learning_rate == lr)]
+        rows[bs] = {"learning_rate": lr, **{
+            f"{col}_{stat}": float(np.exp(value)) for col in ("steps", "seconds")
+            for stat, value in zip(("mean", "low", "high"), mean_ci(np.log(part[col])),
+                                   strict=True)}}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("batch_size")

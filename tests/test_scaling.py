@@ -133,3 +133,57 @@ def test_refine_sweep_adds_rates_until_each_optimum_is_bracketed_and_tables_its_
     assert table[table.learning_rate >= 4 * table.batch_size / 1000].diverged.all()
     none = helpers.refine_sweep(train, [64], [0.0625], [0], budgets, initial, rounds=0)
     assert len(none) == 1
+
+
+def test_convergence_tables_give_the_best_epoch_and_the_cost_to_reach_it():
+    def run(bs, seed, best_epoch, epochs_run):
+        history = {"val_accuracy": [0.9] * epochs_run}
+        history["val_accuracy"][best_epoch - 1] = 0.95
+        return SimpleNamespace(recipe=SimpleNamespace(batch_size=bs, learning_rate=bs / 1e5),
+                               seed=seed, test_accuracy=0.97 + 0.001 * seed, test_loss=0.1,
+                               history=history, epochs_run=epochs_run,
+                               images_seen=1000 * epochs_run, train_seconds=2.0 * epochs_run)
+
+    conv = helpers.convergence_runs([run(128, s, 5, 15) for s in range(3)]
+                                    + [run(2048, s, 20, 100) for s in range(3)], max_epochs=100)
+    assert list(conv.images_to_best[:1]) == [5000] and conv.seconds_to_best.iloc[0] == 10.0
+    assert conv.stopped_early.tolist() == [True] * 3 + [False] * 3
+    summary = helpers.convergence_summary(conv)
+    assert summary.loc[128, "test_accuracy"] == pytest.approx(0.971)
+    low, high = summary.loc[128, ["ci_low", "ci_high"]]
+    assert low < 0.971 < high and summary.loc[2048, "stopped_early"] == 0
+    assert summary.loc[2048, "best_epoch"] == 20 and summary.loc[2048, "learning_rate"] == 0.02048
+
+
+def test_budget_tables_choose_on_validation_and_find_the_rate_cap():
+    rows = [{"budget": b, "batch_size": bs, "learning_rate": lr, "seed": s,
+             "val_accuracy": 0.9 - abs(np.log2(lr / min(bs / 1000, 0.5))) / 10 + 0.001 * s,
+             "test_accuracy": 0.9 + 0.001 * s, "diverged": False}
+            for b in ("epochs", "steps") for bs in (16, 64, 256, 1024, 4096, 16384)
+            for lr in (0.004, 0.016, 0.064, 0.25, 0.5, 1.0, 4.0) for s in range(2)]
+    table = pd.DataFrame(rows)
+    chosen = helpers.chosen_runs(table)
+    assert len(chosen) == 2 * 6 * 2  # one rate per budget and batch size, every seed
+    best = helpers.best_per_budget(chosen)
+    assert best.loc[("epochs", 64), "learning_rate"] == 0.064 and best.seeds.eq(2).all()
+    assert best.loc[("epochs", 64), "test_accuracy"] == pytest.approx(0.9005)
+    rule, regimes = helpers.learning_rate_rule(table)
+    assert rule.loc[("epochs", 256), "best_lr"] == 0.25 and set(regimes) == {"epochs", "steps"}
+    cap, cap_from = helpers.rate_cap(rule.loc["epochs"].best_lr, {"break": 1024})
+    assert (cap, cap_from) == (0.5, 1024)
+    cap_all, _ = helpers.rate_cap(rule.loc["epochs"].best_lr, {"break": float("nan")})
+    assert cap_all == pytest.approx(rule.loc["epochs"].best_lr.median())
+
+
+def test_fastest_to_target_needs_every_seed_to_get_there():
+    def run(steps_to_95):
+        curve = [{"step": s, "val_accuracy": 0.95 if s >= steps_to_95 else 0.5, "seconds": s / 10}
+                 for s in (10, 20, 40, 80, 160)]
+        return SimpleNamespace(curve=curve)
+
+    sweep = {(64, 0.1, 0): run(40), (64, 0.1, 1): run(40), (64, 0.4, 0): run(20),
+             (64, 0.4, 1): run(1000)}  # 0.4 is faster for seed 0 but seed 1 never arrives
+    table = helpers.fastest_to_target(sweep, 0.9)
+    assert table.loc[64, "learning_rate"] == 0.1
+    assert 20 < table.loc[64, "steps_mean"] < 40  # interpolated in log steps
+    assert table.loc[64, "seconds_mean"] == pytest.approx(table.loc[64, "steps_mean"] / 10)
