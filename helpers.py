@@ -7,12 +7,13 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
-from mnist_report import student
+from mnist_report import search, student
 from mnist_report.analyses import (
     ensemble_accuracy,
     feature_maps,
     first_layer_change,
     first_layer_sample,
+    fit_summary,
     layer_kernel,
     noise_scale_of,
     noisy_accuracy,
@@ -139,6 +140,7 @@ from mnist_report.scaling import (
     convergence_runs,
     convergence_summary,
     diverged,
+    extend_until_bracketed,
     fastest_to_target,
     fit_steps_model,
     grid_around,
@@ -193,6 +195,7 @@ from mnist_report.stats import (
 )
 from mnist_report.summary import (
     describe_program,
+    estimate_text,
     models_markdown,
     reproduction_markdown,
     reproduction_table,
@@ -260,11 +263,13 @@ __all__ = [
     "two_regimes", "budget_specs", "budget_table", "grid_around", "initial_loss",
     "refine_sweep", "strictly_bracketed", "tune_until_bracketed", "best_per_budget",
     "chosen_runs", "convergence_runs", "convergence_summary", "fastest_to_target",
-    "learning_rate_rule", "rate_cap", "closest_cell",
+    "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "search",
+    "closest_cell",
     "compare_failures", "consistent_cells", "failure_counts",
     "widest_difference", "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
-    "describe_program", "models_markdown", "reproduction_markdown", "reproduction_table",
+    "describe_program", "estimate_text", "models_markdown", "reproduction_markdown",
+    "reproduction_table",
     "verdict_markdown", "verdicts",
 ]

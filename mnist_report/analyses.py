@@ -35,6 +35,17 @@ def scores_on(run, images: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(loss), float(accuracy)
 
 
+def fit_summary(run, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How well a run fits its training images (`images`, `labels`; dropout off, scores_on)
+    against the test set, and where its validation loss bottomed out (chapter 02)."""
+    train_loss, train_accuracy = scores_on(run, images, labels)
+    val = np.array(run.history["val_loss"])
+    return {"train loss": train_loss, "train accuracy": train_accuracy,
+            "test loss": run.test_loss, "test accuracy": run.test_accuracy,
+            "best validation epoch": int(val.argmin()) + 1,
+            "final vs best validation loss": float(val[-1] / val.min() - 1)}
+
+
 @cached
 def layer_kernel(run, layer_type: str = "Dense") -> np.ndarray:
     """The kernel of a run's first layer of `layer_type` ("Dense", "Conv2D"): templates and

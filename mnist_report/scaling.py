@@ -65,6 +65,25 @@ def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
     return tuning
 
 
+def extend_until_bracketed(train: Callable[[list[float]], dict[float, list]],
+                           rates: Iterable[float], factor: float = 3.0,
+                           extend: bool = True) -> dict[float, list]:
+    """Tune one learning rate on validation: `train(rates)` returns {rate: runs}; while the rate
+    with the best mean validation accuracy over its runs is the smallest or the largest tried,
+    try the rate `factor` beyond it (one significant digit). Returns {rate: runs}."""
+    results = train(sorted(rates))
+    while extend:
+        val = {lr: np.mean([r.val_accuracy for r in rs]) for lr, rs in results.items()}
+        best = max(val, key=val.get)
+        if best == min(val):
+            results |= train([float(f"{best / factor:.1g}")])
+        elif best == max(val):
+            results |= train([float(f"{best * factor:.1g}")])
+        else:
+            break
+    return results
+
+
 def strictly_bracketed(scores: Mapping[float, float], chosen: float) -> bool:
     """Whether the chosen rate has a tried neighbour on each side, both strictly worse."""
     rates = sorted(scores)

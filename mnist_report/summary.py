@@ -33,6 +33,15 @@ def describe_program(configuration: Mapping[str, Any]) -> str:
             f"{epochs} epoch{'s' if epochs != 1 else ''}")
 
 
+def estimate_text(row) -> str:
+    """A row's test accuracy and loss with their intervals (columns test_accuracy, accuracy_low,
+    accuracy_high, test_loss, loss_low, loss_high): "92.04 % [91.54 %, 92.54 %], loss 0.2828
+    [0.2700, 0.2955]"."""
+    return (f"{fmt_pct(row.test_accuracy)} [{fmt_pct(row.accuracy_low)}, "
+            f"{fmt_pct(row.accuracy_high)}], loss {row.test_loss:.4f} "
+            f"[{row.loss_low:.4f}, {row.loss_high:.4f}]")
+
+
 def reproduction_table(dense: Mapping[str, Any], cnn: Mapping[str, Any] | None = None):
     """One row per number the student reported and source: first the student's own program (as
     committed, or the edit that comes closest; chapter 02), then the closest searched program
