@@ -9,8 +9,9 @@ each claim checked where it is made and again against the committed results.
 
 - **Formats** (`{name:spec}`): `pct` ("98.52 %"), `pct1` ("98.5 %"), `pct0` ("99 %"), `pts` (a
   signed difference in percentage points, "+0.60"), `points` (unsigned, one decimal, "1.3"),
-  `points0` (unsigned, whole points, "32"), `int` ("55,000"), `num` (four significant digits),
-  `p` (a p-value, "0.003" or "< 0.001"), `list` and `semilist` (items joined by ", " or "; ");
+  `points0` and `points2` (unsigned, whole points "32", two decimals "0.09"), `int` ("55,000"),
+  `num` (four significant digits), `p` (a p-value, "0.003" or "< 0.001"), `list` and `semilist`
+  (items joined by ", " or "; ");
   any Python format spec otherwise. On a sequence, `list:SPEC` and `semilist:SPEC` format each
   item with SPEC ("{p_values:list:.2g}" -> "0.31, 1"), and `span:SPEC` gives its smallest and
   largest item ("{shares:span:pct0}" -> "0 %–35 %", or "100 %" when they are equal). `fmt(value,
@@ -56,6 +57,7 @@ FORMATS = {
     "p": _p_value,
     "points": lambda v: f"{100 * v:.1f}",
     "points0": lambda v: f"{100 * v:.0f}",
+    "points2": lambda v: f"{100 * v:.2f}",
     "list": lambda v: ", ".join(map(str, v)),
     "semilist": lambda v: "; ".join(map(str, v)),
 }

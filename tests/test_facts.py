@@ -27,7 +27,7 @@ def test_sequences_format_item_by_item_and_as_spans():
     assert f.text("{shares:span:pct0}, {same:span:pct0}, {detectable:span:points0} points") == (
         "0 %–35 %, 100 %, 32–42 points")
     assert helpers.fmt(0.98523, "pct") == "98.52 %" and helpers.fmt(0.01, "g") == "0.01"
-    assert helpers.fmt([1, 2], "list") == "1, 2"
+    assert helpers.fmt([1, 2], "list") == "1, 2" and helpers.fmt(0.0009, "points2") == "0.09"
 
 
 def test_a_false_claim_fails_where_it_is_made():
