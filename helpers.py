@@ -31,6 +31,7 @@ from mnist_report.collapse import (
     compare_failures,
     consistent_cells,
     failure_counts,
+    untested_cells,
     widest_difference,
 )
 from mnist_report.config import (
@@ -135,6 +136,7 @@ from mnist_report.results import (
 )
 from mnist_report.scaling import (
     best_per_budget,
+    best_rate,
     budget_specs,
     budget_table,
     chosen_runs,
@@ -268,7 +270,8 @@ __all__ = [
     "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "search",
     "closest_cell",
     "compare_failures", "consistent_cells", "failure_counts",
-    "widest_difference", "fisher_detectable", "fisher_power", "CURVE_FACTOR",
+    "widest_difference", "untested_cells", "best_rate",
+    "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",
     "describe_program", "estimate_text", "models_markdown", "reproduction_markdown",

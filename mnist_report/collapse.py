@@ -72,28 +72,39 @@ def compare_failures(counts, a: Any, b: Any, by: str = "learning_rate",
 def widest_difference(counts, value: Any, by: str = "learning_rate",
                       level: str = "batch_size") -> dict[str, Any]:
     """Within one value of `by`: the group (of `level`) that fails most and the one that fails
-    least, and Fisher's exact p between them."""
+    least, and Fisher's exact p between them (None and p = 1 when every group fails alike).
+    Picked after the fact, so the p-value is optimistic."""
     part = counts[counts[by] == value].set_index(level)
-    worst, best = part.share.idxmax(), part.share.idxmin()
+    if part.share.max() == part.share.min():  # no group fails more than another
+        return {"worst": None, "best": None, "p": 1.0}
+    worst, best = part.share.idxmax(), part.share.idxmin()  # ties: the first in `level` order
     return {"worst": worst, "best": best,
             "p": fisher_exact(int(part.failed[worst]), int(part.runs[worst]),
                               int(part.failed[best]), int(part.runs[best]))}
 
 
-def cell_consistent(cell, accuracy: float, loss: float) -> bool:
+def cell_consistent(cell, accuracy: float, loss: float) -> bool | None:
     """Whether a recorded (accuracy, loss) passes the calibrated rule (stats.reproduction_test)
-    against the runs of one cell. A cell in which some runs diverged (a non-finite loss) is not
-    one distribution, and gets no verdict: False."""
-    if not np.isfinite(cell.test_loss).all():
-        return False
+    against the runs of one cell; None when the cell gets no verdict: some of its runs diverged
+    (a non-finite loss), so it is not one distribution, or it has fewer than two runs, which
+    predict nothing about the next."""
+    if len(cell) < 2 or not np.isfinite(cell.test_loss).all():
+        return None
     return bool(reproduction_test(cell.test_accuracy, cell.test_loss, accuracy,
                                   loss)["reproduced"])
 
 
 def consistent_cells(runs, accuracy: float, loss: float, by: str = "learning_rate") -> list:
-    """The values of `by` whose cell the recorded (accuracy, loss) is consistent with."""
+    """The values of `by` whose cell the recorded (accuracy, loss) is consistent with (tested
+    cells only: see untested_cells)."""
     return [value for value, cell in runs.groupby(by, sort=True)
             if cell_consistent(cell, accuracy, loss)]
+
+
+def untested_cells(runs, by: str = "learning_rate") -> list:
+    """The values of `by` whose cell gets no verdict (cell_consistent returns None)."""
+    return [value for value, cell in runs.groupby(by, sort=True)
+            if cell_consistent(cell, 0.5, 1.0) is None]
 
 
 def closest_cell(runs, accuracy: float, loss: float, by: str = "learning_rate"
@@ -101,7 +112,7 @@ def closest_cell(runs, accuracy: float, loss: float, by: str = "learning_rate"
     """The cell (value of `by`) whose median accuracy and median loss lie closest to the recorded
     pair (stats.distance; a non-finite loss counts as 1e9), with its mean accuracy, 97.5 %
     prediction intervals for accuracy and for its finite losses, how many losses are not
-    finite, and whether the pair is consistent with the cell."""
+    finite, and whether the pair is consistent with the cell (None: no verdict)."""
     finite_loss = runs.test_loss.where(np.isfinite(runs.test_loss), 1e9)
     dist = {value: distance(cell.test_accuracy.median(), finite_loss[cell.index].median(),
                             accuracy, loss) for value, cell in runs.groupby(by, sort=True)}

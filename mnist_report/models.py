@@ -58,7 +58,8 @@ class Net:
     def from_dict(cls, record: Mapping[str, Any]) -> Net:
         """The Net of a `to_dict()` record (builders of this module only)."""
         builders = {"dense_net": dense_net, "conv_net": conv_net,
-                    "keras_mnist_cnn": keras_mnist_cnn, "student_cnn": student_cnn}
+                    "keras_mnist_cnn": keras_mnist_cnn, "student_cnn": student_cnn,
+                    "augmented_dense_net": augmented_dense_net}
         if record["builder"] not in builders:
             raise ValueError(f"unknown builder {record['builder']!r}; known: {sorted(builders)}")
         return cls(builders[record["builder"]], **record["arch"])

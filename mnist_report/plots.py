@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -217,8 +218,9 @@ def plot_shares(data, x: str, hue: str | None = None, share: str = "share",
                 legend_title: str | None = "95 % Clopper-Pearson"):
     """Proportions with their exact intervals over x (as collapse.failure_counts gives them),
     one series per `hue` ("learning rate 0.01"), on a 0-100 % axis."""
-    labels = None if hue is None else {v: f"{hue.replace('_', ' ')} {v:g}"
-                                       for v in data[hue].unique()}
+    labels = None if hue is None else {
+        v: f"{hue.replace('_', ' ')} {v:g}" if isinstance(v, numbers.Real) else str(v)
+        for v in data[hue].unique()}
     ax = plot_errorbars(data, x, share, low, high, hue=hue, ax=_axes(ax, (8, 4)),
                         batch_axis=batch_axis, dodge=dodge, percent=True, labels=labels,
                         legend_title=legend_title)
@@ -241,8 +243,8 @@ def plot_trajectories(data, recorded: Mapping[Any, tuple[float, float]], hue: st
     for ax, (metric, index) in zip(axes, (("test_accuracy", 0), ("test_loss", 1)), strict=True):
         plot_bands(data, "epoch", metric, hue=hue, band=band, ax=ax,
                    palette=[colours[h] for h in hues], percent=metric.endswith("accuracy"))
-        for key, numbers in recorded.items():
-            ax.axhline(numbers[index], color=colours.get(key, "0.3"), ls=":", lw=1.2)
+        for key, pair in recorded.items():
+            ax.axhline(pair[index], color=colours.get(key, "0.3"), ls=":", lw=1.2)
         if ax is not axes[-1] and ax.get_legend():
             ax.get_legend().remove()
     axes[1].set_yscale(loss_scale)

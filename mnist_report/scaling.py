@@ -40,6 +40,12 @@ def grid_around(grid: Sequence[float], guess: float, width: int = 1) -> set[floa
     return set(grid[max(i - width, 0):i + width + 1])
 
 
+def best_rate(scores: Mapping[float, float]) -> float:
+    """The rate with the best score; among rates tied for it, the smallest."""
+    best = max(scores.values())
+    return min(lr for lr, score in scores.items() if score == best)
+
+
 def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
                          start: Mapping[Any, Iterable[float]], grid: Sequence[float],
                          extend: bool = True) -> dict[tuple[Any, float], Any]:
@@ -47,7 +53,8 @@ def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
     `start`, then, while a key's best rate on validation (`run.val_accuracy`) sits at an edge of
     the rates tried, add the grid's next value beyond that edge (`extend`). `train` gets the
     untrained (key, rate) pairs, key by key in `start`'s order and rates ascending, and returns
-    their runs in that order. Returns {(key, rate): run}."""
+    their runs in that order. A rate tied for the best counts as the best: the grid is extended
+    past every edge that holds one. Returns {(key, rate): run}."""
     grid = list(grid)
     tried = {key: set(rates) for key, rates in start.items()}
     tuning: dict[tuple[Any, float], Any] = {}
@@ -55,13 +62,14 @@ def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
                    if (key, lr) not in tuning]:
         tuning |= dict(zip(todo, train(todo), strict=True))
         for key in tried if extend else ():
-            val = {lr: tuning[key, lr].val_accuracy for lr in tried[key]}
-            best, rates = max(val, key=val.get), sorted(tried[key])
-            i = grid.index(best)
-            if best == rates[0] and i > 0:
-                tried[key].add(grid[i - 1])
-            elif best == rates[-1] and i < len(grid) - 1:
-                tried[key].add(grid[i + 1])
+            rates = sorted(tried[key])
+            val = {lr: tuning[key, lr].val_accuracy for lr in rates}
+            tied = {lr for lr in rates if val[lr] == max(val.values())}
+            low, high = grid.index(rates[0]), grid.index(rates[-1])
+            if rates[0] in tied and low > 0:
+                tried[key].add(grid[low - 1])
+            if rates[-1] in tied and high < len(grid) - 1:
+                tried[key].add(grid[high + 1])
     return tuning
 
 
@@ -96,7 +104,7 @@ def budget_specs(net, recipe, cells: Iterable[tuple[int, float, int]],
                  budgets: Mapping[str, Callable[[int], int]]) -> list[tuple]:
     """(net, recipe, seed) for each (batch size, learning rate, seed): one run per cell, trained
     for the largest of the `budgets` (each a batch size -> steps function) and snapshotted at
-    every budget, in `budgets`' order."""
+    every budget (Recipe keeps the snapshots sorted)."""
     specs = []
     for bs, lr, seed in cells:
         steps = tuple(budget(bs) for budget in budgets.values())
@@ -192,7 +200,8 @@ def next_learning_rates(score: Mapping[float, float], bad: Iterable[float]) -> l
 def optimum(part) -> dict[str, Any]:
     """The best learning rate in a table of runs (`learning_rate`, `val_accuracy`, `diverged`;
     one batch size and budget): the rate with the best mean validation accuracy, its neighbours
-    in the grid, and whether it is bracketed (both neighbours exist and neither diverged)."""
+    in the grid, and whether it is bracketed (both neighbours exist and neither diverged; they
+    score no better than it, and may tie)."""
     curve = part.groupby("learning_rate")["val_accuracy"].mean()
     bad = part.groupby("learning_rate")["diverged"].any()
     i = int(np.argmax(curve.to_numpy()))
@@ -352,17 +361,20 @@ def learning_rate_rule(table) -> tuple[Any, dict[str, dict[str, float]]]:
 
 
 def rate_cap(best_lr, regime: Mapping[str, float]) -> tuple[float, int]:
-    """Where the best learning rate stops growing: the median best rate past the regimes' break
-    (all of them without a break), and the smallest batch size whose best rate reaches it."""
+    """Where the best learning rate stops growing: the lower median of the best rates past the
+    regimes' break (all of them without a break), so the cap is a rate that was tried, and the
+    smallest batch size whose best rate reaches it (before the break, if the best rates are not
+    monotone there)."""
     past = best_lr[best_lr.index >= regime["break"]] if np.isfinite(regime["break"]) else best_lr
-    cap = float(past.median())
+    cap = float(np.sort(past.to_numpy())[(len(past) - 1) // 2])
     return cap, int(best_lr[best_lr >= cap].index.min())
 
 
 def fastest_to_target(sweep: Mapping[tuple[int, float, int], Any], target: float):
     """Per batch size, the learning rate that reaches `target` validation accuracy in the fewest
     steps (geometric mean over seeds; a rate counts only if every seed got there), with the
-    geometric mean and 95 % interval over seeds of its steps and seconds to the target."""
+    geometric mean and 95 % interval over seeds of its steps and seconds to the target. A batch
+    size at which no rate gets every seed there is left out."""
     import pandas as pd
 
     from .stats import mean_ci

@@ -90,10 +90,11 @@ def closest(means, batch_size: int, n: int):
 
 def closest_pairs(means, batch_sizes: Sequence[int], n: int):
     """The n programs (at one epoch count) whose larger distance over both batch sizes is least:
-    one program for both numbers, only the batch size changed."""
+    one program for both numbers, only the batch size changed. A program with no distance at
+    one batch size (a diverged run) ranks last."""
     pairs = (means.pivot_table(index=CONFIG + ["epochs"], columns="batch_size",
                                values="distance")
-             .assign(pair=lambda t: t[list(batch_sizes)].max(axis=1))
+             .assign(pair=lambda t: t[list(batch_sizes)].max(axis=1, skipna=False))
              .sort_values("pair").reset_index())
     return pairs.drop_duplicates(CONFIG).head(n)
 

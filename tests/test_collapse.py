@@ -55,6 +55,8 @@ def test_compare_failures_gives_fisher_p_and_the_detectable_difference():
     widest = helpers.widest_difference(counts, 0.01)
     assert (widest["worst"], widest["best"]) == (128, 2048)
     assert widest["p"] == pytest.approx(table.loc[0.01, "Fisher p"])
+    # every batch size failing alike: no worst and no best
+    assert helpers.widest_difference(counts, 0.001) == {"worst": None, "best": None, "p": 1.0}
 
 
 def test_consistent_cells_skip_cells_with_diverged_runs():
@@ -65,9 +67,14 @@ def test_consistent_cells_skip_cells_with_diverged_runs():
     assert helpers.consistent_cells(at_128, 0.9, 0.3) == [0.001, 0.01]
     assert helpers.consistent_cells(at_128[at_128.outcome == "trained"], 0.1135, 2.3) == []
     at_2048 = runs[runs.batch_size == 2048]
-    # a cell with a diverged run gets no verdict
+    # a cell with a diverged run gets no verdict: it is neither consistent nor inconsistent
     assert helpers.consistent_cells(at_2048, 0.9, 0.3) == [0.001]
     assert helpers.consistent_cells(at_2048, 0.5, 5.0) == []
+    assert helpers.untested_cells(at_2048) == [0.01] and helpers.untested_cells(at_128) == []
+    from mnist_report.collapse import cell_consistent
+    assert cell_consistent(at_2048[at_2048.learning_rate == 0.01], 0.9, 0.3) is None
+    assert cell_consistent(at_2048[at_2048.learning_rate == 0.001], 0.5, 5.0) is False
+    assert cell_consistent(at_128.head(1), 0.9, 0.3) is None  # one run predicts nothing
 
 
 def test_closest_cell_reports_its_intervals_and_non_finite_losses():
@@ -78,4 +85,4 @@ def test_closest_cell_reports_its_intervals_and_non_finite_losses():
     low, high = near["accuracy_range"]
     assert low < 0.9 < high and near["non_finite_losses"] == 0
     far = helpers.closest_cell(at_2048[at_2048.learning_rate == 0.01], 0.9, 0.3)
-    assert far["non_finite_losses"] == 11 and not far["consistent"]
+    assert far["non_finite_losses"] == 11 and far["consistent"] is None  # no verdict

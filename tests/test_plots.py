@@ -75,6 +75,9 @@ def test_plot_shares_dodges_each_series_and_keeps_the_intervals():
     assert ax.get_ylim() == (-0.03, 1.03) and ax.yaxis.get_major_formatter()(0.5, 0) == "50 %"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "learning rate 0.01", "learning rate 0.1"]
+    edits = shares.assign(edit=["as committed"] * 2 + ["no scaling"] * 2)
+    ax = plots.plot_shares(edits, "batch_size", hue="edit")  # a text hue names itself
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["as committed", "no scaling"]
 
 
 def test_plot_errorbars_names_series_by_label_and_can_drop_the_line():

@@ -99,6 +99,19 @@ def test_tune_until_bracketed_extends_the_grid_past_an_edge_holding_the_best():
     assert sorted(lr for _, lr in fixed) == [0.003, 0.01]
 
 
+def test_a_rate_tied_for_best_at_an_edge_extends_the_grid_and_the_smaller_is_chosen():
+    grid = [0.001, 0.003, 0.01, 0.03, 0.1]
+    scores = {0.001: 0.90, 0.003: 0.95, 0.01: 0.95, 0.03: 0.93, 0.1: 0.80}
+
+    def train(todo):
+        return [SimpleNamespace(val_accuracy=scores[lr]) for _, lr in todo]
+
+    tuning = helpers.tune_until_bracketed(train, {16: {0.003, 0.01}}, grid)
+    assert sorted(lr for _, lr in tuning) == [0.001, 0.003, 0.01, 0.03]  # both edges extended
+    assert helpers.best_rate({lr: r.val_accuracy for (_, lr), r in tuning.items()}) == 0.003
+    assert not helpers.strictly_bracketed({lr: scores[lr] for lr in (0.001, 0.003, 0.01)}, 0.003)
+
+
 def _sweep_run(bs, lr, seed, steps):
     """A fake sweep run: validation accuracy peaks at lr = bs / 1000; above 4x that it diverges."""
     acc = max(0.0, 0.95 - 0.1 * abs(np.log2(lr * 1000 / bs)))
@@ -120,7 +133,8 @@ def test_refine_sweep_adds_rates_until_each_optimum_is_bracketed_and_tables_its_
         return [_sweep_run(bs, lr, seed, (budgets["epochs"](bs), 16)) for bs, lr, seed in todo]
 
     initial = {0: 2.3, 1: 2.3}
-    sweep = helpers.refine_sweep(train, [64, 256], [0.0625], [0, 1], budgets, initial, rounds=4)
+    sweep = helpers.refine_sweep(train, [64, 256], [0.0625, 1.0], [0, 1], budgets, initial,
+                                 rounds=4)
     for bs in (64, 256):
         rates = sorted({lr for b, lr, _ in sweep if b == bs})
         best = max(rates, key=lambda lr: sweep[bs, lr, 0].snapshots[16]["val_accuracy"])
@@ -130,7 +144,9 @@ def test_refine_sweep_adds_rates_until_each_optimum_is_bracketed_and_tables_its_
     assert len(table) == 2 * len(sweep) and set(table.budget) == {"epochs", "steps"}
     row = table[(table.budget == "epochs") & (table.batch_size == 256)].iloc[0]
     assert (row.steps, row.images, row.epochs) == (16, 4096, 1.0)
-    assert table[table.learning_rate >= 4 * table.batch_size / 1000].diverged.all()
+    diverging = table.learning_rate >= 4 * table.batch_size / 1000
+    assert diverging.any() and table[diverging].diverged.all()  # 1.0 diverges at batch 64
+    assert not table[~diverging].diverged.any()
     none = helpers.refine_sweep(train, [64], [0.0625], [0], budgets, initial, rounds=0)
     assert len(none) == 1
 
@@ -171,8 +187,12 @@ def test_budget_tables_choose_on_validation_and_find_the_rate_cap():
     assert rule.loc[("epochs", 256), "best_lr"] == 0.25 and set(regimes) == {"epochs", "steps"}
     cap, cap_from = helpers.rate_cap(rule.loc["epochs"].best_lr, {"break": 1024})
     assert (cap, cap_from) == (0.5, 1024)
+    rates = pd.Series([0.1, 0.5, 1.0, 0.25, 0.25], index=[256, 1024, 2048, 4096, 8192])
+    # four rates past the break: the lower median 0.25 (a tried rate), not 0.375
+    assert helpers.rate_cap(rates, {"break": 1024}) == (0.25, 1024)
     cap_all, _ = helpers.rate_cap(rule.loc["epochs"].best_lr, {"break": float("nan")})
-    assert cap_all == pytest.approx(rule.loc["epochs"].best_lr.median())
+    best_lrs = np.sort(rule.loc["epochs"].best_lr.to_numpy())
+    assert cap_all == best_lrs[(len(best_lrs) - 1) // 2]  # no break: every batch size counts
 
 
 def test_fastest_to_target_needs_every_seed_to_get_there():
