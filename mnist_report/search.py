@@ -123,18 +123,18 @@ def verdict_rows(confirmed, targets: Mapping[int, tuple[float, float]]):
     the student's number is consistent with it, and its distance; by batch size, closest first."""
     import pandas as pd
 
-    from .stats import reproduction_test
+    from .stats import consistency_row
 
     keys = CONFIG + ["batch_size", "epochs"]
+    columns = {"seeds": "runs", "test_accuracy": "mean_accuracy", "accuracy_low": "accuracy_low",
+               "accuracy_high": "accuracy_high", "test_loss": "mean_loss", "loss_low": "loss_low",
+               "loss_high": "loss_high", "p": "p", "consistent": "consistent"}
     rows = []
     for key, group in confirmed.groupby(keys):
-        test = reproduction_test(group.test_accuracy, group.test_loss, *targets[key[len(CONFIG)]])
-        (a_low, a_high), (l_low, l_high) = test["accuracy_interval"], test["loss_interval"]
-        rows.append({**dict(zip(keys, key, strict=True)), "seeds": len(group),
-                     "test_accuracy": group.test_accuracy.mean(), "accuracy_low": a_low,
-                     "accuracy_high": a_high, "test_loss": group.test_loss.mean(),
-                     "loss_low": l_low, "loss_high": l_high, "p": test["p"],
-                     "consistent": test["reproduced"]})
+        row = consistency_row(group.test_accuracy, group.test_loss, *targets[key[len(CONFIG)]])
+        if row is not None:  # a single run is no test
+            rows.append({**dict(zip(keys, key, strict=True)),
+                         **{name: row[field] for name, field in columns.items()}})
     return with_distance(pd.DataFrame(rows), targets).sort_values(["batch_size", "distance"])
 
 

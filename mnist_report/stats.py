@@ -163,6 +163,22 @@ def reproduction_test(accuracies: Iterable[float], losses: Iterable[float], accu
             "loss_interval": prediction_interval(losses, per_metric), "runs": len(accuracies)}
 
 
+def consistency_row(accuracies: Iterable[float], losses: Iterable[float], accuracy: float,
+                    loss: float, confidence: float = 0.95) -> dict[str, Any] | None:
+    """reproduction_test as one table row: the runs, their mean accuracy and loss, the two
+    prediction intervals (`accuracy_low` .. `loss_high`), the p-value and whether the recorded
+    pair is consistent; None for fewer than two runs, which predict nothing about the next."""
+    accuracies, losses = np.asarray(list(accuracies), float), np.asarray(list(losses), float)
+    if len(accuracies) < 2:
+        return None
+    test = reproduction_test(accuracies, losses, accuracy, loss, confidence)
+    (a_low, a_high), (l_low, l_high) = test["accuracy_interval"], test["loss_interval"]
+    return {"runs": test["runs"], "mean_accuracy": float(accuracies.mean()),
+            "mean_loss": float(losses.mean()), "accuracy_low": a_low, "accuracy_high": a_high,
+            "loss_low": l_low, "loss_high": l_high, "p": test["p"],
+            "consistent": test["reproduced"]}
+
+
 RULES = ("prediction", "central")  # the calibrated rule; the old central-95 %-of-seeds rule
 
 

@@ -25,7 +25,7 @@ from .cache import cached, package_versions
 from .config import ROOT, set_seed
 from .models import Net, dense_net, student_cnn
 from .probes import collapse_signature
-from .stats import reproduction_test
+from .stats import consistency_row
 from .student_runner import main as runner_main
 from .training import Recipe
 
@@ -188,17 +188,10 @@ def epoch_tests(table, recorded: Mapping[str, float], by: Sequence[str] = ("edit
 
     rows = []
     for keys, part in table.groupby([*by, "epoch"], sort=True):
-        if len(part) < 2:  # one run predicts nothing about the next: no test
-            continue
-        test = reproduction_test(part.test_accuracy, part.test_loss, recorded["accuracy"],
-                                 recorded["loss"], confidence)
-        rows.append({**dict(zip([*by, "epoch"], keys, strict=True)), "runs": test["runs"],
-                     "mean_accuracy": part.test_accuracy.mean(),
-                     "mean_loss": part.test_loss.mean(),
-                     "accuracy_low": test["accuracy_interval"][0],
-                     "accuracy_high": test["accuracy_interval"][1],
-                     "loss_low": test["loss_interval"][0], "loss_high": test["loss_interval"][1],
-                     "p": test["p"], "consistent": test["reproduced"]})
+        row = consistency_row(part.test_accuracy, part.test_loss, recorded["accuracy"],
+                              recorded["loss"], confidence)
+        if row is not None:  # one run predicts nothing about the next: no test
+            rows.append({**dict(zip([*by, "epoch"], keys, strict=True)), **row})
     return pd.DataFrame(rows)
 
 
