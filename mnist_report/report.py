@@ -50,6 +50,9 @@ def _html_exporter():
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
     config.HTMLExporter.embed_images = True
+    # no "In [n]:" / "Out[n]:" prompts: a reader of the report does not execute cells
+    config.HTMLExporter.exclude_input_prompt = True
+    config.HTMLExporter.exclude_output_prompt = True
     return HTMLExporter(config=config, template_file="offline.html.j2",
                         extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})])
 
