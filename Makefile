@@ -112,7 +112,8 @@ notebooks-test: $(STAMP)
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 lint: $(STAMP)  ## ruff over mnist_report/, helpers.py, bench.py, tests/ and the notebooks
-	$(BIN)/ruff check mnist_report helpers.py bench.py conftest.py tests notebooks
+	$(BIN)/ruff check mnist_report helpers.py bench.py conftest.py tests notebooks \
+		docs/chapter_template.ipynb
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab, with this project's kernel
 	$(BIN)/jupyter lab notebooks

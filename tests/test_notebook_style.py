@@ -11,7 +11,8 @@ import pytest
 import helpers
 
 # Chapters rebuilt on the figure, facts and claims layers; the others follow as they are rebuilt.
-STYLED = ("01_data_exploration", "02_dense_network", "03_batch_size_sweep")
+STYLED = ("01_data_exploration", "02_dense_network", "03_batch_size_sweep",
+          "../docs/chapter_template")  # and the skeleton a new chapter starts from
 MAX_LINES, MAX_MEDIAN = 30, 6
 
 
