@@ -7,7 +7,7 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
-from mnist_report import search, student
+from mnist_report import climb, search, student
 from mnist_report.analyses import (
     ensemble_accuracy,
     feature_maps,
@@ -99,6 +99,8 @@ from mnist_report.plots import (
     plot_bands,
     plot_confusion,
     plot_errorbars,
+    plot_feature_maps,
+    plot_filters,
     plot_grid_heatmap,
     plot_intervals,
     plot_learning_curves,
@@ -107,6 +109,7 @@ from mnist_report.plots import (
     plot_robustness,
     plot_shares,
     plot_trajectories,
+    reference_lines,
     save_fig,
     set_style,
 )
@@ -270,7 +273,8 @@ __all__ = [
     "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "search",
     "closest_cell",
     "compare_failures", "consistent_cells", "failure_counts",
-    "widest_difference", "untested_cells", "best_rate",
+    "widest_difference", "untested_cells", "best_rate", "climb", "plot_feature_maps",
+    "plot_filters", "reference_lines",
     "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",

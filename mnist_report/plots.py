@@ -140,20 +140,39 @@ def _seed_bands(data, x: str, y: str, hue: str | None, band: str):
 
 
 def plot_intervals(data, label: str, mean: str, low: str, high: str, ax=None,
-                   percent: bool = True, xlabel: str = "test accuracy", reference=None):
+                   percent: bool = True, xlabel: str = "test accuracy", reference=None,
+                   hue: str | None = None, legend_title: str | None = None, digits: int = 1):
     """Models with intervals: one row per model (`label`), its `mean` as a point and the interval
-    from `low` to `high` as a bar, top to bottom in the DataFrame's order; an optional
-    `reference` value drawn as a dotted line (a goal, a published number)."""
-    ax = _axes(ax, (6.5, 0.45 * len(data) + 1.2))
-    y = np.arange(len(data))[::-1]
-    ax.errorbar(data[mean], y, xerr=[data[mean] - data[low], data[high] - data[mean]], fmt="o",
-                capsize=3, color="C0")
-    ax.set_yticks(y, data[label])
+    from `low` to `high` as a bar, top to bottom in the order of first appearance; an optional
+    `reference` value drawn as a dotted line (a goal, a published number, zero). With `hue`, one
+    dodged series per value (e.g. two budgets), the legend beside the axes."""
+    rows = list(dict.fromkeys(data[label]))
+    groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=False))
+    ax = _axes(ax, (6.5, 0.45 * len(rows) * max(1, len(groups) / 1.5) + 1.2))
+    y_of = {row: len(rows) - 1 - i for i, row in enumerate(rows)}
+    for i, (value, part) in enumerate(groups):
+        offset = 0.3 * (i - (len(groups) - 1) / 2) / max(1, len(groups) - 1)
+        y = np.array([y_of[row] for row in part[label]]) - offset
+        ax.errorbar(part[mean], y, xerr=[part[mean] - part[low], part[high] - part[mean]],
+                    fmt="o", capsize=3, color=f"C{i}", label=value)
+    ax.set_yticks([y_of[row] for row in rows], rows)
     ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     if reference is not None:
         ax.axvline(reference, color="0.3", ls=":", lw=1)
-    return percent_axis(ax, "x", 1) if percent else ax
+    if hue is not None:
+        legend_outside(ax, title=legend_title)
+    return percent_axis(ax, "x", digits) if percent else ax
+
+
+def reference_lines(ax, lines: Mapping[str, float], axis: str = "y", styles: Sequence[str] = (
+        ":", "--", "-.")):
+    """Labelled horizontal (axis "y") or vertical ("x") lines at given values: a student's
+    number, a goal, a published result. Returns the axes."""
+    draw = ax.axhline if axis == "y" else ax.axvline
+    for (name, value), style in zip(lines.items(), styles * len(lines), strict=False):
+        draw(value, color="0.35", ls=style, lw=1.2, label=name)
+    return ax
 
 
 def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", ax=None,
@@ -363,6 +382,40 @@ def image_grid(images: np.ndarray, ncols: int = 10, titles: Sequence | None = No
     if suptitle:  # anchored above the top row, so it never covers the images' titles
         fig.suptitle(suptitle, y=1.0, va="bottom")
     fig.subplots_adjust(wspace=0.05, hspace=0.3 if titles is not None else 0.05)
+    return fig
+
+
+def plot_filters(kernels: np.ndarray, rows: int = 2, size: float = 0.35):
+    """A layer's kernels (filters, height, width) as small images, red positive and blue
+    negative on a symmetric scale per filter; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    kernels = np.asarray(kernels)
+    cols = -(-len(kernels) // rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size * 2, rows * size * 2 + 0.2),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(kernels):
+            limit = np.abs(kernels[i]).max() or 1.0
+            ax.imshow(kernels[i], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    return fig
+
+
+def plot_feature_maps(image: np.ndarray, maps: Sequence[np.ndarray], channels: int = 8):
+    """One input image and the first `channels` channels of each layer's feature maps (one row
+    per layer, deeper below; each row titled with its spatial size); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(maps), channels + 1, figsize=((channels + 1) * 0.9,
+                                                               len(maps) * 1.0), squeeze=False)
+    for row, fmap in zip(axes, maps, strict=True):
+        row[0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
+        for c, ax in enumerate(row[1:]):
+            ax.imshow(fmap[0, ..., c], cmap="viridis")
+        for ax in row:
+            ax.set_axis_off()
+        row[1].set_title(f"{fmap.shape[1]}x{fmap.shape[2]}", fontsize=8, loc="left")
     return fig
 
 

@@ -411,7 +411,10 @@ def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: flo
     critical = stats.t.ppf(1 - alpha / 2, df)
 
     def shortfall(nc: float) -> float:  # nc: the effect in units of its standard error
-        return stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc) - power
+        wrong_side = stats.nct.cdf(-critical, df, nc)  # rejecting in the wrong tail: for nc > 0
+        if not np.isfinite(wrong_side):  # ~0, and scipy returns NaN there at few degrees of
+            wrong_side = 0.0  # freedom (nct.cdf(-12.7, 1, 7.6)); the upper tail stays exact
+        return stats.nct.sf(critical, df, nc) + wrong_side - power
 
     upper = 1.0
     while shortfall(upper) < 0:  # the smallest bracket: scipy's nct fails far in the tail

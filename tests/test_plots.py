@@ -145,3 +145,33 @@ def test_save_fig_numbers_figures_within_their_chapter_and_keeps_numbers_on_reru
     assert plots.figure_number("07_second") == "07-2"
     assert plots.figure_number("07_first") == "07-1" and plots.figure_number("08_other") == "08-1"
     assert (tmp_path / "07_second.png").exists()
+
+
+def test_plot_intervals_dodges_one_series_per_hue_and_keeps_row_order():
+    table = pd.DataFrame({"row": ["a", "b", "a", "b"], "budget": ["15", "15", "1", "1"],
+                          "gain": [0.1, 0.2, -0.1, 0.3], "low": [0.0, 0.1, -0.2, 0.2],
+                          "high": [0.2, 0.3, 0.0, 0.4]})
+    ax = plots.plot_intervals(table, "row", "gain", "low", "high", hue="budget", percent=False,
+                              reference=0)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["15", "1"]
+    series = [container.lines[0] for container in ax.containers]  # one errorbar per hue
+    ys = [tuple(line.get_ydata()) for line in series]
+    assert len(ys) == 2 and ys[0] != ys[1]  # dodged apart
+    assert list(series[1].get_xdata()) == [-0.1, 0.3]
+
+
+def test_reference_lines_are_labelled():
+    _, ax = plt.subplots()
+    plots.reference_lines(ax, {"student": 0.9936, "goal": 0.996})
+    assert [line.get_label() for line in ax.get_lines()] == ["student", "goal"]
+    assert ax.get_lines()[1].get_ydata()[0] == 0.996
+
+
+def test_filters_and_feature_maps_render_one_panel_each():
+    kernels = np.random.default_rng(0).normal(size=(6, 3, 3))
+    fig = plots.plot_filters(kernels, rows=2)
+    assert sum(bool(ax.images) for ax in fig.axes) == 6
+    maps = [np.ones((1, 28, 28, 8)), np.ones((1, 7, 7, 8))]
+    fig = plots.plot_feature_maps(np.zeros((28, 28)), maps, channels=4)
+    assert len(fig.axes) == 2 * 5 and fig.axes[1].get_title(loc="left") == "28x28"
