@@ -7,7 +7,7 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
-from mnist_report import climb, search, student
+from mnist_report import climb, comparison, search, student
 from mnist_report.analyses import (
     ensemble_accuracy,
     feature_maps,
@@ -105,6 +105,7 @@ from mnist_report.plots import (
     plot_intervals,
     plot_learning_curves,
     plot_learning_curves_bands,
+    plot_pareto,
     plot_reliability,
     plot_robustness,
     plot_shares,
@@ -273,8 +274,8 @@ __all__ = [
     "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "search",
     "closest_cell",
     "compare_failures", "consistent_cells", "failure_counts",
-    "widest_difference", "untested_cells", "best_rate", "climb", "plot_feature_maps",
-    "plot_filters", "reference_lines",
+    "widest_difference", "untested_cells", "best_rate", "climb", "comparison", "plot_feature_maps",
+    "plot_filters", "reference_lines", "plot_pareto",
     "fisher_detectable", "fisher_power", "CURVE_FACTOR",
     "TRACE_PROBE", "TRAIN_PROBE", "Recipe", "TrainResult", "from_headline", "headline",
     "is_cached", "train", "train_many", "holm", "test_sampling_interval", "welch_p",

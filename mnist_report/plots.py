@@ -339,19 +339,53 @@ def plot_robustness(data, level: str = "level", accuracy: str = "test_accuracy",
 
 
 def plot_reliability(proba: np.ndarray, y_true: np.ndarray, label: str | None = None, ax=None,
-                     bins: int = 15):
+                     bins: int = 15, counts: bool = False, ece: float | None = None):
     """Reliability diagram: accuracy against mean confidence per confidence bin (stats.
-    calibration), the diagonal as perfect calibration, and the ECE in the legend."""
+    calibration), the diagonal as perfect calibration, and the ECE in the legend (that of
+    `proba`, or `ece` when given, e.g. a mean over seeds whose predictions `proba` pools).
+    `counts` writes each bin's number of predictions beside its point."""
     from .stats import calibration
 
     ax = _axes(ax, (4.5, 4.5))
-    table, ece = calibration(proba, y_true, bins)
+    table, pooled = calibration(proba, y_true, bins)
     ax.plot([0, 1], [0, 1], ":", color="0.4", lw=1)
+    shown = pooled if ece is None else ece
     ax.plot(table.confidence, table.accuracy, "o-", ms=3,
-            label=f"{label + ': ' if label else ''}ECE {100 * ece:.2f} %")
+            label=f"{label + ': ' if label else ''}ECE {100 * shown:.2f} %")
+    if counts:
+        for _, b in table.iterrows():
+            ax.annotate(f"{b['count']:,.0f}", (b.confidence, b.accuracy), fontsize=6,
+                        xytext=(3, -9), textcoords="offset points")
     ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy")
     percent_axis(ax, "xy")
     legend_outside(ax, "below")
+    return ax
+
+
+def plot_pareto(data, cost: str, error: str, front: Sequence, ax=None, xlabel: str | None = None,
+                cost_format: str = "{:g}"):
+    """Error against cost on log scales, one marker per model (the DataFrame's index): filled
+    when on the Pareto `front` (the models no other is both cheaper and more accurate than),
+    joined by a line, hollow when beaten; the legend beside the axes."""
+    import seaborn as sns
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax = _axes(ax, (6.5, 4.6))
+    on = data.index.isin(list(front))
+    line = data[on].sort_values(cost)
+    ax.plot(line[cost], line[error], "-", color="0.6", zorder=1)
+    colours = sns.color_palette(n_colors=len(data))
+    for (label, row), filled, colour in zip(data.iterrows(), on, colours, strict=True):
+        ax.scatter(row[cost], row[error], s=70, zorder=2, color=colour if filled else "white",
+                   edgecolor=colour, linewidth=2, label=label)
+    ax.set(xscale="log", yscale="log", xlabel=f"{xlabel or cost}, log scale",
+           ylabel="test error (log scale)")
+    ticks = [t for t in (0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+             if data[error].min() / 1.5 <= t <= data[error].max() * 1.5]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:g} %")
+    ax.xaxis.set_major_formatter(lambda v, _: cost_format.format(v))
     return ax
 
 

@@ -1,0 +1,239 @@
+"""The comparison's analyses (chapter 05): the fairness checks (each model's learning rate against
+its grid neighbours and its budget doubled), one row per model (accuracy with its two kinds of
+interval, loss, size, multiply-accumulates, training and inference cost, calibration), the
+families of tests between models, where the models' errors overlap, robustness tables, and the
+Pareto fronts of accuracy against cost.
+
+Models come in as chapters 02 and 04 recorded them (training.from_headline records) and as their
+saved test probabilities, so this module never declares a model again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .stats import (
+    calibration,
+    diff_ci,
+    holm,
+    mcnemar,
+    mean_ci,
+    pareto_front,
+    test_sampling_interval,
+    welch_p,
+)
+from .training import from_headline
+
+FIELDS = {"learning rate": "learning_rate", "epochs": "epochs"}
+
+# ------------------------------------------------------------------------------------------------
+# Is the comparison fair? Learning-rate neighbours and doubled budgets
+# ------------------------------------------------------------------------------------------------
+
+
+def fairness_checks(entries: Mapping[str, Mapping[str, Any]],
+                    neighbours: Mapping[str, Sequence[float]],
+                    first: str | None = None) -> list[tuple[str, str, float]]:
+    """The checks (model, setting changed, value tried): each model's learning-rate neighbours
+    (`neighbours`), then every model's budget doubled (its recorded epochs x 2); the checks of
+    the model `first` (the longest runs) go first, the order kept otherwise."""
+    checks = [(label, "learning rate", lr) for label, lrs in neighbours.items() for lr in lrs]
+    checks += [(label, "epochs", 2 * from_headline(entry["recipe"])[1].epochs)
+               for label, entry in entries.items()]
+    return sorted(checks, key=lambda c: c[0] != first) if first else checks
+
+
+def check_spec(entry: Mapping[str, Any], changed: str, value: float, seed: int) -> tuple:
+    """(net, recipe, seed) of one check: the model as its chapter recorded it, with one setting
+    (`changed`: "learning rate" or "epochs") set to `value`."""
+    net, recipe, _ = from_headline(entry["recipe"])
+    return net, recipe.replace(**{FIELDS[changed]: value}), seed
+
+
+def mean_by_change(runs: Sequence, seeds: int) -> list[float]:
+    """Mean validation accuracy of each change, from its runs listed change by change, `seeds`
+    consecutive runs each."""
+    return [float(np.mean([r.val_accuracy for r in runs[i:i + seeds]]))
+            for i in range(0, len(runs), seeds)]
+
+
+def fairness_table(changes: Sequence[tuple[str, str, float]], tried: Sequence[float],
+                   entries: Mapping[str, Mapping[str, Any]], chosen_val: Mapping[str, float],
+                   seed_sd: Mapping[str, float]):
+    """One row per check: the model, the setting changed, its chosen and tried values, the
+    validation accuracy of each (the chosen setting's on the same seeds), their difference and
+    the model's seed SD of validation accuracy, in points."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "model": label, "setting changed": changed,
+        "chosen": getattr(from_headline(entries[label]["recipe"])[1], FIELDS[changed]),
+        "tried": value, "validation accuracy, tried": val,
+        "validation accuracy, chosen": chosen_val[label],
+        "difference (points)": 100 * (val - chosen_val[label]),
+        "seed SD (points)": 100 * seed_sd[label]}
+        for (label, changed, value), val in zip(changes, tried, strict=True)])
+
+
+def beaten_checks(fair):
+    """The checks whose tried setting beat the chosen one by more than the model's seed SD."""
+    return fair[fair["difference (points)"] > fair["seed SD (points)"]]
+
+
+def budget_text(beaten, label: str) -> str:
+    """A model's budget verdict for the table: "converged, tuned", or the settings that beat it
+    ("beaten by lr 0.01 (+0.12), 60 epochs (+0.08)")."""
+    lost = beaten[beaten.model == label]
+    if lost.empty:
+        return "converged, tuned"
+    return "beaten by " + ", ".join(
+        f"{'lr ' if r['setting changed'] == 'learning rate' else ''}{r.tried:g}"
+        f"{' epochs' if r['setting changed'] == 'epochs' else ''} "
+        f"({r['difference (points)']:+.2f})" for _, r in lost.iterrows())
+
+
+# ------------------------------------------------------------------------------------------------
+# One row per model
+# ------------------------------------------------------------------------------------------------
+
+
+def correct_matrix(probas: Sequence[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """(runs, images): whether each run's top class is right on each test image."""
+    return np.array([p.argmax(1) == labels for p in probas])
+
+
+def mean_test_loss(probas: Sequence[np.ndarray], labels: np.ndarray, floor: float = 1e-7
+                   ) -> float:
+    """Mean over runs of the cross-entropy of their test probabilities (floored at `floor`)."""
+    rows = np.arange(len(labels))
+    return float(np.mean([-np.log(np.maximum(p[rows, labels], floor)).mean() for p in probas]))
+
+
+def model_row(label: str, budget: str, model, probas: Sequence[np.ndarray], labels: np.ndarray,
+              images_seen: float, seconds_per_image: float, speed: Mapping[str, float],
+              macs: int) -> dict[str, Any]:
+    """One model of the comparison table: its accuracy over runs with the interval over seeds
+    (Student t) and over test images (bootstrap), test loss, errors, size, multiply-accumulates,
+    training images and time (images x the seconds per image `make bench` measured), inference
+    latency and throughput (`speed`, measured here), and the mean ECE over runs."""
+    correct = correct_matrix(probas, labels)
+    accuracy = correct.mean(axis=1)
+    return {"model": label, "budget": budget, "seeds": len(accuracy),
+            "accuracy": float(accuracy.mean()), "seed_ci": mean_ci(accuracy)[1:],
+            "test_ci": test_sampling_interval(correct), "test_loss": mean_test_loss(probas, labels),
+            "errors": len(labels) * (1 - accuracy.mean()), "params": model.count_params(),
+            "macs": macs, "images_seen": images_seen,
+            "train_seconds": images_seen * seconds_per_image,
+            "latency_ms": speed["latency_ms"], "throughput": speed["throughput"],
+            "ece": float(np.mean([calibration(p, labels)[1] for p in probas]))}
+
+
+def interval_text(ci, single: bool = False) -> str:
+    """An interval of proportions as "99.49–99.60 %", or "single run" where there is none."""
+    return "single run" if single else f"{100 * ci[0]:.2f}–{100 * ci[1]:.2f} %"
+
+
+def display_table(table):
+    """The comparison table as a reader sees it: formatted columns, in reading order."""
+    return table.assign(**{
+        "test accuracy": table.accuracy.map(lambda v: f"{100 * v:.2f} %"),
+        "spread over seeds (95 % t)": [interval_text(c, n == 1) for c, n in zip(
+            table.seed_ci, table.seeds, strict=True)],
+        "test-set sampling (95 % bootstrap)": [interval_text(c) for c in table.test_ci],
+        "test loss": table.test_loss.map("{:.4f}".format),
+        "parameters": table.params.map("{:,}".format),
+        "MACs per image": table.macs.map(lambda m: f"{m / 1e6:.2f} M"),
+        "training images": table.images_seen.map("{:,.0f}".format),
+        "training time": table.train_seconds.map("{:,.0f} s".format),
+        "latency, 1 image": table.latency_ms.map("{:.1f} ms".format),
+        "ECE": table.ece.map("{:.4f}".format),
+    })[["budget", "seeds", "test accuracy", "spread over seeds (95 % t)",
+        "test-set sampling (95 % bootstrap)", "test loss", "parameters", "MACs per image",
+        "training images", "training time", "latency, 1 image", "ECE"]]
+
+
+def table_record(table) -> dict[str, dict[str, Any]]:
+    """The comparison table for the results file, one record per model."""
+    return {label: {"budget": r.budget, "seeds": int(r.seeds), "test_accuracy": r.accuracy,
+                    "seed_ci95": list(r.seed_ci), "test_sampling_ci95": list(r.test_ci),
+                    "test_loss": r.test_loss, "errors": r.errors, "params": int(r.params),
+                    "macs": int(r.macs), "train_seconds": r.train_seconds,
+                    "images_seen": r.images_seen, "latency_ms": r.latency_ms,
+                    "throughput": r.throughput, "ece": r.ece}
+            for label, r in table.iterrows()}
+
+
+def flat_table(table):
+    """The comparison table with its intervals in columns (for results/05_models.csv)."""
+    return table.drop(columns=["seed_ci", "test_ci"]).assign(
+        seed_ci_low=[c[0] for c in table.seed_ci], seed_ci_high=[c[1] for c in table.seed_ci],
+        test_ci_low=[c[0] for c in table.test_ci], test_ci_high=[c[1] for c in table.test_ci],
+    ).reset_index()
+
+
+# ------------------------------------------------------------------------------------------------
+# Tests between models, overlapping errors, calibration
+# ------------------------------------------------------------------------------------------------
+
+
+def welch_family(accuracy_of: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]]):
+    """Each pair (a, b) as one row: b - a in points with its 95 % Welch interval (over seeds), the
+    Welch p-value and the Holm-adjusted p over the family."""
+    import pandas as pd
+
+    table = pd.DataFrame([{"comparison": f"{b} − {a}", "difference (points)": 100 * d[0],
+                           "95 % interval": d[1:],
+                           "p (Welch)": welch_p(accuracy_of[b], accuracy_of[a])}
+                          for a, b in pairs for d in [diff_ci(accuracy_of[b], accuracy_of[a])]])
+    table["p (Holm)"] = holm(table["p (Welch)"])
+    return table
+
+
+def versus_members(ensemble_correct: np.ndarray, members_correct: Sequence[np.ndarray]):
+    """McNemar's exact test of an ensemble against each member on the same test images, Holm-
+    adjusted over the members."""
+    import pandas as pd
+
+    table = pd.DataFrame([{"member": f"seed {i}", **mcnemar(ensemble_correct, c)}
+                          for i, c in enumerate(members_correct)])
+    table["p (Holm)"] = holm(table.p_value)
+    return table
+
+
+def missed_by_most(correct: Mapping[str, np.ndarray]):
+    """Per model (column) and test image (row): missed by most of the model's runs."""
+    import pandas as pd
+
+    return pd.DataFrame({label: (~c).mean(axis=0) > 0.5 for label, c in correct.items()})
+
+
+def overconfidence(probas: Sequence[np.ndarray], labels: np.ndarray) -> float:
+    """Mean over runs of (mean top-class confidence - accuracy): > 0 is overconfident."""
+    return float(np.mean([p.max(1).mean() - (p.argmax(1) == labels).mean() for p in probas]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Robustness and cost
+# ------------------------------------------------------------------------------------------------
+
+
+def perturbation_table(models: Mapping[str, Sequence], score: Callable,
+                       kinds: Mapping[str, Sequence[float]]):
+    """Accuracy under each perturbation and level, one row per model, seed, perturbation and
+    level: `score(run, kind, levels)` gives a run's accuracies (a cached probe)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": label, "perturbation": kind, "level": level, "seed": r.seed,
+                          "test_accuracy": a}
+                         for label, runs in models.items() for r in runs
+                         for kind, levels in kinds.items()
+                         for level, a in zip(levels, score(r, kind, levels), strict=True)])
+
+
+def fronts(table, costs: Sequence[str], accuracy: str = "accuracy") -> dict[str, list[str]]:
+    """Per cost column, the models on the Pareto front of test error against that cost."""
+    error = 1 - table[accuracy]
+    return {cost: list(table.index[pareto_front(table[cost], error)]) for cost in costs}

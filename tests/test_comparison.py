@@ -1,0 +1,123 @@
+"""Chapter 05's analyses (mnist_report/comparison.py) on small hand-worked inputs."""
+
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from mnist_report import comparison, plots, stats  # noqa: E402
+from mnist_report.models import Net, dense_net  # noqa: E402
+from mnist_report.training import Recipe, headline  # noqa: E402
+
+
+def entry(lr=1e-3, epochs=10):
+    return {"recipe": headline(Net(dense_net, hidden=(8,)),
+                               Recipe(batch_size=128, learning_rate=lr, epochs=epochs),
+                               [0, 1])}
+
+
+def test_fairness_checks_list_neighbours_then_doubled_budgets_longest_first():
+    entries = {"a": entry(epochs=10), "b": entry(epochs=30)}
+    checks = comparison.fairness_checks(entries, {"a": (3e-4, 3e-3)}, first="b")
+    assert checks == [("b", "epochs", 60), ("a", "learning rate", 3e-4),
+                      ("a", "learning rate", 3e-3), ("a", "epochs", 20)]
+    net, recipe, seed = comparison.check_spec(entries["a"], "learning rate", 3e-3, 1)
+    assert (recipe.learning_rate, recipe.epochs, seed) == (3e-3, 10, 1)
+    assert net == Net(dense_net, hidden=(8,))
+
+
+def test_fairness_table_and_the_checks_that_beat_a_model():
+    entries = {"a": entry(lr=1e-3)}
+    runs = [SimpleNamespace(val_accuracy=v) for v in (0.97, 0.98, 0.99, 0.99)]
+    tried = comparison.mean_by_change(runs, 2)
+    assert tried == pytest.approx([0.975, 0.99])
+    fair = comparison.fairness_table([("a", "learning rate", 3e-4), ("a", "epochs", 20)], tried,
+                                     entries, {"a": 0.985}, {"a": 0.002})
+    assert fair["chosen"].tolist() == [1e-3, 10]
+    assert fair["difference (points)"].tolist() == pytest.approx([-1.0, 0.5])
+    beaten = comparison.beaten_checks(fair)
+    assert len(beaten) == 1  # +0.5 points against a seed SD of 0.2
+    assert comparison.budget_text(beaten, "a") == "beaten by 20 epochs (+0.50)"
+    assert comparison.budget_text(beaten, "other") == "converged, tuned"
+
+
+def test_model_row_keeps_seed_and_test_intervals_apart():
+    labels = np.array([0, 1, 1, 0])
+    probas = [np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]]),
+              np.array([[0.8, 0.2], [0.1, 0.9], [0.7, 0.3], [0.6, 0.4]])]
+    model = SimpleNamespace(count_params=lambda: 42)
+    row = comparison.model_row("m", "converged, tuned", model, probas, labels, 1000, 0.01,
+                               {"latency_ms": 1.5, "throughput": 900}, macs=7)
+    assert row["accuracy"] == pytest.approx(0.75)  # 3 of 4, and 3 of 4
+    assert row["seed_ci"] == pytest.approx(stats.mean_ci([0.75, 0.75])[1:])
+    assert row["train_seconds"] == pytest.approx(10) and row["params"] == 42
+    assert row["test_loss"] == pytest.approx(np.mean([
+        -np.log([0.9, 0.8, 0.6, 0.3]).mean(), -np.log([0.8, 0.9, 0.3, 0.6]).mean()]))
+    assert row["errors"] == pytest.approx(1.0)
+    table = pd.DataFrame([row]).set_index("model")
+    shown = comparison.display_table(table)
+    assert shown.loc["m", "test accuracy"] == "75.00 %"
+    assert comparison.interval_text((0.9949, 0.996)) == "99.49–99.60 %"
+    assert comparison.interval_text((0, 1), single=True) == "single run"
+    flat = comparison.flat_table(table)
+    assert {"seed_ci_low", "test_ci_high"} <= set(flat.columns)
+    assert comparison.table_record(table)["m"]["macs"] == 7
+
+
+def test_welch_family_is_holm_adjusted_and_members_are_tested_by_mcnemar():
+    acc = {"a": np.array([0.97, 0.971, 0.972]), "b": np.array([0.98, 0.981, 0.983]),
+           "c": np.array([0.98, 0.982, 0.981])}
+    welch = comparison.welch_family(acc, [("a", "b"), ("b", "c")])
+    assert welch.comparison.tolist() == ["b − a", "c − b"]
+    assert welch["p (Holm)"].tolist() == pytest.approx(list(stats.holm(welch["p (Welch)"])))
+    assert welch["difference (points)"][0] == pytest.approx(100 * (acc["b"] - acc["a"]).mean())
+    ensemble = np.array([True] * 8 + [False] * 2)
+    members = [np.array([True] * 7 + [False] * 3), ensemble.copy()]
+    table = comparison.versus_members(ensemble, members)
+    assert table.only_a_correct.tolist() == [1, 0]
+    assert table["p (Holm)"].tolist() == pytest.approx(list(stats.holm(table.p_value)))
+
+
+def test_missed_by_most_and_overconfidence():
+    correct = {"m": np.array([[True, False, False], [True, False, True], [False, False, True]])}
+    assert comparison.missed_by_most(correct)["m"].tolist() == [False, True, False]
+    probas = [np.array([[0.9, 0.1], [0.6, 0.4]])]
+    assert comparison.overconfidence(probas, np.array([0, 1])) == pytest.approx(0.75 - 0.5)
+
+
+def test_perturbation_table_and_fronts():
+    runs = {"m": [SimpleNamespace(seed=0), SimpleNamespace(seed=1)]}
+    table = comparison.perturbation_table(
+        runs, lambda r, kind, levels: [0.9 - r.seed * 0.1] * len(levels),
+        {"rotation": [0, 10], "noise": [0.0]})
+    assert len(table) == 2 * 3 and set(table.perturbation) == {"rotation", "noise"}
+    models = pd.DataFrame({"accuracy": [0.92, 0.985, 0.99, 0.98], "macs": [8e3, 6e6, 1e6, 2e6]},
+                          index=["linear", "mlp", "cnn", "worse"])
+    assert comparison.fronts(models, ["macs"]) == {"macs": ["linear", "cnn"]}
+
+
+def test_plot_pareto_fills_the_front_and_hollows_the_rest():
+    models = pd.DataFrame({"error": [0.08, 0.015, 0.01], "macs": [8e3, 6e6, 1e6]},
+                          index=["linear", "mlp", "cnn"])
+    ax = plots.plot_pareto(models, "macs", "error", ["linear", "cnn"])
+    faces = [tuple(c.get_facecolor()[0]) for c in ax.collections]
+    assert faces[1] == (1.0, 1.0, 1.0, 1.0) and faces[0] != faces[1]  # the MLP is beaten
+    assert ax.get_lines()[0].get_xdata().tolist() == [8e3, 1e6]  # the front, by cost
+    plt.close("all")
+
+
+def test_plot_reliability_can_show_counts_and_a_given_ece():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=200)
+    labels = rng.integers(0, 3, 200)
+    ax = plots.plot_reliability(proba, labels, label="pooled", counts=True, ece=0.0123)
+    assert "ECE 1.23 %" in ax.get_legend().get_texts()[0].get_text()
+    table, _ = stats.calibration(proba, labels)
+    assert len(ax.texts) == len(table)
+    plt.close("all")
