@@ -121,3 +121,21 @@ def test_plot_reliability_can_show_counts_and_a_given_ece():
     table, _ = stats.calibration(proba, labels)
     assert len(ax.texts) == len(table)
     plt.close("all")
+
+
+def test_ece_interval_matches_stats_calibration_and_covers_it():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    probas = [rng.dirichlet(np.ones(3) * a, size=500) for a in (0.5, 2.0)]
+    out = comparison.ece_interval(probas, labels, resamples=200)
+    assert out["ece"] == pytest.approx(np.mean([stats.calibration(p, labels)[1]
+                                                for p in probas]))
+    assert out["low"] < out["ece"] < out["high"]
+
+
+def test_welch_family_states_what_its_seeds_can_detect():
+    acc = {"a": np.array([0.97, 0.971, 0.972]), "b": np.array([0.98, 0.981, 0.983])}
+    table = comparison.welch_family(acc, [("a", "b")])
+    sd = np.sqrt((np.var(acc["a"], ddof=1) + np.var(acc["b"], ddof=1)) / 2)
+    assert table["detectable (points)"][0] == pytest.approx(
+        100 * stats.minimum_detectable_effect(sd, 3, paired=False))
