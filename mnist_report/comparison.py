@@ -150,7 +150,7 @@ def display_table(table):
         "training images": table.images_seen.map("{:,.0f}".format),
         "training time": table.train_seconds.map("{:,.0f} s".format),
         "latency, 1 image": table.latency_ms.map("{:.1f} ms".format),
-        "ECE": table.ece.map("{:.4f}".format),
+        "ECE": table.ece.map(lambda v: f"{100 * v:.2f} %"),
     })[["budget", "seeds", "test accuracy", "spread over seeds (95 % t)",
         "test-set sampling (95 % bootstrap)", "test loss", "parameters", "MACs per image",
         "training images", "training time", "latency, 1 image", "ECE"]]
