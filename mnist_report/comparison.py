@@ -19,6 +19,7 @@ from .stats import (
     calibration,
     diff_ci,
     holm,
+    interval_text,
     mcnemar,
     mean_ci,
     minimum_detectable_effect,
@@ -132,18 +133,13 @@ def model_row(label: str, budget: str, model, probas: Sequence[np.ndarray], labe
             "ece": float(np.mean([calibration(p, labels)[1] for p in probas]))}
 
 
-def interval_text(ci, single: bool = False) -> str:
-    """An interval of proportions as "99.49–99.60 %", or "single run" where there is none."""
-    return "single run" if single else f"{100 * ci[0]:.2f}–{100 * ci[1]:.2f} %"
-
-
 def display_table(table):
     """The comparison table as a reader sees it: formatted columns, in reading order."""
     return table.assign(**{
         "test accuracy": table.accuracy.map(lambda v: f"{100 * v:.2f} %"),
-        "spread over seeds (95 % t)": [interval_text(c, n == 1) for c, n in zip(
-            table.seed_ci, table.seeds, strict=True)],
-        "test-set sampling (95 % bootstrap)": [interval_text(c) for c in table.test_ci],
+        "spread over seeds (95 % t)": ["single run" if n == 1 else interval_text(*c)
+                                       for c, n in zip(table.seed_ci, table.seeds, strict=True)],
+        "test-set sampling (95 % bootstrap)": [interval_text(*c) for c in table.test_ci],
         "test loss": table.test_loss.map("{:.4f}".format),
         "parameters": table.params.map("{:,}".format),
         "MACs per image": table.macs.map(lambda m: f"{m / 1e6:.2f} M"),

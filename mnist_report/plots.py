@@ -389,6 +389,88 @@ def plot_pareto(data, cost: str, error: str, front: Sequence, ax=None, xlabel: s
     return ax
 
 
+def plot_bars(data, x: str, y: str, hue: str | None = None, reference: float | None = None,
+              reference_label: str | None = None, percent: bool = True, ax=None, ylabel=None):
+    """Bars of `y` per category `x` (one bar per `hue` side by side), an optional dashed reference
+    line (a uniform share, a chance level), the legend beside the axes."""
+    import seaborn as sns
+
+    ax = _axes(ax, (7, 3.6))
+    sns.barplot(data=data, x=x, y=y, hue=hue, ax=ax)
+    if reference is not None:
+        ax.axhline(reference, color="grey", lw=1, ls="--", label=reference_label)
+    if percent:
+        percent_axis(ax)
+    ax.set(ylabel=ylabel or y.replace("_", " "))
+    legend_outside(ax, title=hue)
+    return ax
+
+
+def plot_pixel_maps(maps: Mapping[str, tuple[np.ndarray, str, str | None]], size: float = 4.5):
+    """Images of per-pixel quantities side by side: {title: (28x28 array, colour map, colour-bar
+    label or None)}; no ticks, no grid. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size * 0.85),
+                             squeeze=False)
+    for ax, (title, (image, cmap, label)) in zip(axes[0], maps.items(), strict=True):
+        shown = ax.imshow(image, cmap=cmap)
+        if label:
+            fig.colorbar(shown, ax=ax, label=label)
+        ax.set(xticks=[], yticks=[], title=title)
+        ax.grid(False)
+    return fig
+
+
+def plot_histogram(counts: np.ndarray, edges: np.ndarray, log: bool = True, ax=None,
+                   xlabel: str = "value", ylabel: str = "count"):
+    """A histogram from its counts and bin edges (len(edges) == len(counts) + 1), filled
+    steps, on a log count axis by default."""
+    ax = _axes(ax, (7, 3))
+    ax.stairs(counts, edges, fill=True)
+    ax.set(xlabel=xlabel, ylabel=f"{ylabel} (log scale)" if log else ylabel,
+           xlim=(edges[0] - 2, edges[-1]))
+    if log:
+        ax.set_yscale("log")
+    return ax
+
+
+def plot_split_violins(data, x: str, features: Sequence[str], hue: str):
+    """One row of split violins per feature: its distribution per `x` category, the two `hue`
+    values as the left and right halves (quartiles inside). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(len(features), 1, figsize=(10, 3.25 * len(features)), sharex=True,
+                             squeeze=False)
+    for ax, feature in zip(axes[:, 0], features, strict=True):
+        sns.violinplot(data=data, x=x, y=feature, hue=hue, split=True, inner="quart", cut=0,
+                       density_norm="width", ax=ax, legend=ax is axes[0, 0])
+    legend_outside(axes[0, 0], title=hue)
+    return fig
+
+
+def plot_embeddings(panels: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    label_classes: Sequence[str] = ()):
+    """2-D embeddings side by side ({title: (points (n, 2), class labels)}), coloured by class,
+    one legend for all; the panels named in `label_classes` also write each class at its
+    median point. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.5), squeeze=False)
+    for ax, (title, (xy, labels)) in zip(axes[0], panels.items(), strict=True):
+        points = ax.scatter(*np.asarray(xy).T, c=labels, cmap="tab10", s=3, alpha=0.6,
+                            rasterized=True)
+        ax.set(xticks=[], yticks=[], title=title)
+        if title in label_classes:
+            for c in np.unique(labels):
+                ax.text(*np.median(xy[labels == c], axis=0), str(c), fontsize=14,
+                        weight="bold", ha="center", va="center")
+    fig.legend(*points.legend_elements(), title="digit", loc="center right", markerscale=1.5)
+    fig.subplots_adjust(right=0.9)
+    return fig
+
+
 def image_grid(images: np.ndarray, ncols: int = 10, titles: Sequence | None = None,
                cmap: str = "gray_r", size: float = 0.9, vmin=None, vmax=None,
                row_labels: Sequence | None = None, suptitle: str | None = None):

@@ -327,6 +327,12 @@ def fmt_pct(p: float, digits: int = 2) -> str:
     return f"{100 * p:.{digits}f} %"
 
 
+def interval_text(low: float, high: float, pct: bool = True) -> str:
+    """An interval as the report's tables print it: "99.49–99.60 %" for proportions, or
+    "0.0245–0.0272" (`pct=False`)."""
+    return f"{100 * low:.2f}–{100 * high:.2f} %" if pct else f"{low:.4f}–{high:.4f}"
+
+
 def test_sampling_interval(correct: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
                            seed: int = 0) -> tuple[float, float]:
     """How much a model's test accuracy would move on another test set of the same size: a

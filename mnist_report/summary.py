@@ -14,15 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import ROOT, STUDENT
-from .stats import fmt_pct
+from .stats import fmt_pct, interval_text
 from .student import program_name
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
-
-
-def _range(low: float, high: float, pct: bool = True) -> str:
-    return (f"{100 * low:.2f}–{100 * high:.2f} %" if pct else f"{low:.4f}–{high:.4f}")
 
 
 def describe_program(configuration: Mapping[str, Any]) -> str:
@@ -113,7 +109,8 @@ def reproduction_markdown(dense: Mapping[str, Any], cnn: Mapping[str, Any] | Non
         lines.append(
             f"| {STUDENT_LABELS[r.student]}: {fmt_pct(s['accuracy'])}, loss {s['loss']} | "
             f"{r.source} | {r.configuration} | {r.seeds} | {fmt_pct(r.accuracy)} "
-            f"({_range(*r.accuracy_range)}) | {r.loss:.4f} ({_range(*r.loss_range, pct=False)}) | "
+            f"({interval_text(*r.accuracy_range)}) | {r.loss:.4f} "
+            f"({interval_text(*r.loss_range, pct=False)}) | "
             f"{'yes' if r.reproduced else '**no**'}{p} |")
     pair = dense["student_program"]["pair"]
     both = (f"`mnist.py` gives both dense numbers with only the batch size changed ({pair})"
@@ -142,9 +139,9 @@ def models_markdown(models, machine: str) -> str:
              "(95 % bootstrap) | seeds | training images | MACs per image | training time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in models.itertuples():
-        seeds = (_range(r.seed_ci_low, r.seed_ci_high) if r.seeds > 1 else "single run")
+        seeds = (interval_text(r.seed_ci_low, r.seed_ci_high) if r.seeds > 1 else "single run")
         lines.append(f"| {r.model} | {r.budget} | {fmt_pct(r.accuracy)} | {seeds} | "
-                     f"{_range(r.test_ci_low, r.test_ci_high)} | {r.seeds} | "
+                     f"{interval_text(r.test_ci_low, r.test_ci_high)} | {r.seeds} | "
                      f"{r.images_seen:,.0f} | {r.macs:,.0f} | {r.train_seconds:,.0f} s |")
     lines += ["", "Accuracy is on MNIST's 10,000 test images, as a mean over seeds. The spread "
               "over seeds says how much retraining moves it, test-set sampling how much another "

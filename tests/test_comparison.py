@@ -63,8 +63,9 @@ def test_model_row_keeps_seed_and_test_intervals_apart():
     table = pd.DataFrame([row]).set_index("model")
     shown = comparison.display_table(table)
     assert shown.loc["m", "test accuracy"] == "75.00 %"
-    assert comparison.interval_text((0.9949, 0.996)) == "99.49–99.60 %"
-    assert comparison.interval_text((0, 1), single=True) == "single run"
+    assert shown.loc["m", "spread over seeds (95 % t)"] == stats.interval_text(*row["seed_ci"])
+    assert stats.interval_text(0.9949, 0.996) == "99.49–99.60 %"
+    assert stats.interval_text(0.0245, 0.0272, pct=False) == "0.0245–0.0272"
     flat = comparison.flat_table(table)
     assert {"seed_ci_low", "test_ci_high"} <= set(flat.columns)
     assert comparison.table_record(table)["m"]["macs"] == 7

@@ -175,3 +175,25 @@ def test_filters_and_feature_maps_render_one_panel_each():
     maps = [np.ones((1, 28, 28, 8)), np.ones((1, 7, 7, 8))]
     fig = plots.plot_feature_maps(np.zeros((28, 28)), maps, channels=4)
     assert len(fig.axes) == 2 * 5 and fig.axes[1].get_title(loc="left") == "28x28"
+
+
+def test_chapter_01_figures_render():
+    rng = np.random.default_rng(0)
+    shares = pd.DataFrame({"digit": list(range(3)) * 2, "split": ["train"] * 3 + ["test"] * 3,
+                           "share": [0.3, 0.3, 0.4, 0.35, 0.3, 0.35]})
+    ax = plots.plot_bars(shares, "digit", "share", hue="split", reference=1 / 3,
+                         reference_label="uniform")
+    assert len(ax.patches) >= 6 and ax.get_legend() is not None
+    fig = plots.plot_pixel_maps({"std": (rng.random((28, 28)), "magma", "std"),
+                                 "blank": (rng.random((28, 28)) > 0.5, "Greys", None)})
+    assert len(fig.axes) == 3  # two maps and one colour bar
+    ax = plots.plot_histogram(np.array([5, 0, 100]), np.arange(4))
+    assert ax.get_yscale() == "log"
+    ink = pd.DataFrame({"digit": rng.integers(0, 3, 200), "split": rng.choice(["a", "b"], 200),
+                        "mass": rng.random(200), "width": rng.random(200)})
+    fig = plots.plot_split_violins(ink, "digit", ["mass", "width"], "split")
+    assert len(fig.axes) == 2
+    xy, labels = rng.normal(size=(60, 2)), np.repeat(np.arange(3), 20)
+    fig = plots.plot_embeddings({"PCA": (xy, labels), "t-SNE": (xy, labels)},
+                                label_classes=["t-SNE"])
+    assert len(fig.axes[0].texts) == 0 and len(fig.axes[1].texts) == 3
