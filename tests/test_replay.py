@@ -95,9 +95,8 @@ def test_a_chapter_replays_from_the_ledger_alone(copy, tmp_path, chapter):
             COMMITTED_RESULTS / path.name), path.name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26: chapter 05 not yet recorded in the ledger and "
-                   "chapter 04 only in part (their cold run spans sessions); strict: passes, "
-                   "then fails, once both are")
+@pytest.mark.xfail(strict=True, reason="issue 26: chapter 05 not yet recorded in the ledger "
+                   "(its cold run spans sessions); strict: passes, then fails, once it is")
 def test_every_chapter_has_its_ledger_file():
     every = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert every <= {p.stem for p in ledger.files()}
