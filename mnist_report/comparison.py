@@ -18,6 +18,7 @@ import numpy as np
 from .stats import (
     calibration,
     diff_ci,
+    fmt_pct,
     holm,
     interval_text,
     mcnemar,
@@ -136,7 +137,7 @@ def model_row(label: str, budget: str, model, probas: Sequence[np.ndarray], labe
 def display_table(table):
     """The comparison table as a reader sees it: formatted columns, in reading order."""
     return table.assign(**{
-        "test accuracy": table.accuracy.map(lambda v: f"{100 * v:.2f} %"),
+        "test accuracy": table.accuracy.map(fmt_pct),
         "spread over seeds (95 % t)": ["single run" if n == 1 else interval_text(*c)
                                        for c, n in zip(table.seed_ci, table.seeds, strict=True)],
         "test-set sampling (95 % bootstrap)": [interval_text(*c) for c in table.test_ci],
@@ -146,7 +147,7 @@ def display_table(table):
         "training images": table.images_seen.map("{:,.0f}".format),
         "training time": table.train_seconds.map("{:,.0f} s".format),
         "latency, 1 image": table.latency_ms.map("{:.1f} ms".format),
-        "ECE": table.ece.map(lambda v: f"{100 * v:.2f} %"),
+        "ECE": table.ece.map(fmt_pct),
     })[["budget", "seeds", "test accuracy", "spread over seeds (95 % t)",
         "test-set sampling (95 % bootstrap)", "test loss", "parameters", "MACs per image",
         "training images", "training time", "latency, 1 image", "ECE"]]

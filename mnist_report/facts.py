@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import THRESHOLDS, settings
+from .stats import fmt_pct
 
 
 class ClaimError(AssertionError):
@@ -48,9 +49,9 @@ def _p_value(p: float) -> str:
 
 
 FORMATS = {
-    "pct": lambda v: f"{100 * v:.2f} %",
-    "pct1": lambda v: f"{100 * v:.1f} %",
-    "pct0": lambda v: f"{100 * v:.0f} %",
+    "pct": fmt_pct,
+    "pct1": lambda v: fmt_pct(v, 1),
+    "pct0": lambda v: fmt_pct(v, 0),
     "pts": lambda v: f"{100 * v:+.2f}",
     "int": lambda v: f"{int(round(v)):,}",
     "num": lambda v: f"{v:,.4g}",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .config import check_writable, settings
-from .stats import confusion_matrix
+from .stats import confusion_matrix, fmt_pct
 
 FIG_DPI = 150
 FIG_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -351,7 +351,7 @@ def plot_reliability(proba: np.ndarray, y_true: np.ndarray, label: str | None = 
     ax.plot([0, 1], [0, 1], ":", color="0.4", lw=1)
     shown = pooled if ece is None else ece
     ax.plot(table.confidence, table.accuracy, "o-", ms=3,
-            label=f"{label + ': ' if label else ''}ECE {100 * shown:.2f} %")
+            label=f"{label + ': ' if label else ''}ECE {fmt_pct(shown)}")
     if counts:
         for _, b in table.iterrows():
             ax.annotate(f"{b['count']:,.0f}", (b.confidence, b.accuracy), fontsize=6,
