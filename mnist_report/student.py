@@ -292,11 +292,13 @@ def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[
 
 def program_name(match: Mapping[str, Any]) -> str:
     """A best_match in words: "mnist.py as committed, 5 epochs", "mnist.py with no pixel scaling,
-    2 epochs", or the program whose fit() never ran (edit "fit() not run")."""
+    2 epochs", "mnistcnn.py with fit() active, 12 epochs" (a match whose "program" is
+    mnistcnn.py), or the program whose fit() never ran (edit "fit() not run")."""
+    name = match.get("program", "mnist.py")  # mnistcnn.py's match names its program
     if match["edit"] == "fit() not run":
-        return "mnist.py with its fit() not run (the untrained network)"
+        return f"{name} with its fit() not run (the untrained network)"
     edit = "as committed" if match["edit"] == "as committed" else f"with {match['edit']}"
-    return f"mnist.py {edit}, {match['epoch']} epoch{'s' if match['epoch'] != 1 else ''}"
+    return f"{name} {edit}, {match['epoch']} epoch{'s' if match['epoch'] != 1 else ''}"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -71,6 +71,14 @@ def reproduction_table(dense: Mapping[str, Any], cnn: Mapping[str, Any] | None =
                      "reproduced": bool(closest["consistent"])})
     if cnn is None:
         return pd.DataFrame(rows)
+    if "student_program" in cnn:  # mnistcnn.py with its fit() active (chapter 04)
+        match = cnn["student_program"]["best_match"]
+        rows.append({"student": "cnn", "source": "the student's program",
+                     "configuration": program_name(match), "seeds": int(match["runs"]),
+                     "accuracy": match["test_accuracy"],
+                     "accuracy_range": tuple(match["accuracy_interval"]),
+                     "loss": match["test_loss"], "loss_range": tuple(match["loss_interval"]),
+                     "p": match["p"], "reproduced": bool(match["consistent"])})
     cnn_repro = cnn["reproduction"]
     program = cnn_repro["programs"][cnn_repro["closest"]]
     calibrated = _calibrated(cnn)

@@ -75,3 +75,18 @@ def test_the_verdicts_quote_the_results_they_rest_on():
     assert f"{100 * gap['mean']:+.2f} points" in verdicts[0]["evidence"]
     drop = committed("04_cnn")["permutation_paired"]["cnn_drop"]
     assert f"{100 * drop[0]:+.2f} points" in verdicts[2]["evidence"]
+
+
+def test_the_cnn_gets_the_students_own_row_once_chapter_04_records_it():
+    dense, cnn = committed("02_dense_network"), dict(committed("04_cnn"))
+    before = summary.reproduction_table(dense, cnn)
+    assert (before.student == "cnn").sum() == 1 + ("student_program" in cnn)
+    match = {"program": "mnistcnn.py", "edit": "fit() active", "epoch": 12, "runs": 5,
+             "test_accuracy": 0.9930, "accuracy_interval": [0.9910, 0.9950],
+             "test_loss": 0.025, "loss_interval": [0.020, 0.030], "p": 0.3, "consistent": True}
+    cnn["student_program"] = {"best_match": match}
+    rows = summary.reproduction_table(dense, cnn)
+    own = rows[(rows.student == "cnn") & (rows.source == "the student's program")].iloc[0]
+    assert own.configuration == "mnistcnn.py with fit() active, 12 epochs"
+    assert own.reproduced and own.p == 0.3
+    assert rows.student.tolist()[-2:] == ["cnn", "cnn"]  # the student's program, then the example
