@@ -24,6 +24,7 @@ from .stats import (
     mcnemar,
     mean_ci,
     minimum_detectable_effect,
+    paired_ci,
     pareto_front,
     test_sampling_interval,
     welch_p,
@@ -262,3 +263,46 @@ def fronts(table, costs: Sequence[str], accuracy: str = "accuracy") -> dict[str,
     """Per cost column, the models on the Pareto front of test error against that cost."""
     error = 1 - table[accuracy]
     return {cost: list(table.index[pareto_front(table[cost], error)]) for cost in costs}
+
+
+# ------------------------------------------------------------------------------------------------
+# Architecture against recipe (issue 28): a 2 x 2 on one recipe
+# ------------------------------------------------------------------------------------------------
+
+
+def factorial_table(groups: Mapping[tuple[str, str], Sequence]):
+    """Runs in a two-way design ({(architecture, recipe): runs}) as one row per cell: the mean
+    test and validation accuracy over seeds with the test accuracy's 95 % t-interval, the seeds,
+    and the training images seen."""
+    import pandas as pd
+
+    rows = []
+    for (arch, recipe), runs in groups.items():
+        test = [r.test_accuracy for r in runs]
+        mean, low, high = mean_ci(test)
+        rows.append({"architecture": arch, "recipe": recipe, "seeds": len(runs),
+                     "test_accuracy": mean, "test_low": low, "test_high": high,
+                     "val_accuracy": float(np.mean([r.val_accuracy for r in runs])),
+                     "images_seen": runs[0].images_seen})
+    return pd.DataFrame(rows)
+
+
+def paired_effects(groups: Mapping[tuple[str, str], Sequence],
+                   contrasts: Mapping[str, tuple[tuple[str, str], tuple[str, str]]],
+                   metric: str = "test_accuracy"):
+    """Each contrast {name: (cell a, cell b)} as b - a in `metric`, paired by seed (the seeds both
+    cells ran), with its 95 % t-interval, the seeds paired and the smallest difference they detect
+    (80 % power, paired): e.g. CNN - MLP with and without augmentation."""
+    import pandas as pd
+
+    rows = []
+    for name, (a, b) in contrasts.items():
+        by_a = {r.seed: getattr(r, metric) for r in groups[a]}
+        by_b = {r.seed: getattr(r, metric) for r in groups[b]}
+        seeds = sorted(set(by_a) & set(by_b))
+        diff, low, high = paired_ci([by_a[s] for s in seeds], [by_b[s] for s in seeds])
+        sd = float(np.std([by_b[s] - by_a[s] for s in seeds], ddof=1))
+        rows.append({"contrast": name, "difference": diff, "low": low, "high": high,
+                     "seeds": len(seeds),
+                     "detectable": minimum_detectable_effect(sd, len(seeds))})
+    return pd.DataFrame(rows).set_index("contrast")

@@ -140,3 +140,22 @@ def test_welch_family_states_what_its_seeds_can_detect():
     sd = np.sqrt((np.var(acc["a"], ddof=1) + np.var(acc["b"], ddof=1)) / 2)
     assert table["detectable (points)"][0] == pytest.approx(
         100 * stats.minimum_detectable_effect(sd, 3, paired=False))
+
+
+def test_a_two_by_two_and_its_paired_contrasts():
+    def runs(base, step):
+        return [SimpleNamespace(seed=s, test_accuracy=base + step * s, val_accuracy=base,
+                                images_seen=100) for s in range(3)]
+    groups = {("MLP", "plain"): runs(0.985, 0.001), ("MLP", "augmented"): runs(0.990, 0.001),
+              ("CNN", "plain"): runs(0.992, 0.0005), ("CNN", "augmented"): runs(0.995, 0.0005)}
+    table = comparison.factorial_table(groups)
+    assert len(table) == 4 and table.seeds.tolist() == [3] * 4
+    assert table.test_accuracy[0] == pytest.approx(0.986)
+    effects = comparison.paired_effects(groups, {
+        "CNN - MLP, plain": (("MLP", "plain"), ("CNN", "plain")),
+        "CNN - MLP, augmented": (("MLP", "augmented"), ("CNN", "augmented"))})
+    d = [0.992 + 0.0005 * s - (0.985 + 0.001 * s) for s in range(3)]
+    assert effects.loc["CNN - MLP, plain", ["difference", "low", "high"]].tolist() == (
+        pytest.approx(list(stats.mean_ci(d))))
+    assert effects.loc["CNN - MLP, plain", "detectable"] == pytest.approx(
+        stats.minimum_detectable_effect(np.std(d, ddof=1), 3))
