@@ -270,6 +270,32 @@ def fronts(table, costs: Sequence[str], accuracy: str = "accuracy") -> dict[str,
 # ------------------------------------------------------------------------------------------------
 
 
+def tune_peak(train: Callable[[float, int], Any], grid: Sequence[float], seeds: Sequence[int],
+              start: Sequence[float]) -> dict[str, Any]:
+    """A learning rate tuned on validation until bracketed: train every rate of `start` with each
+    seed (`train(rate, seed)`), then, while the best mean validation accuracy sits at an edge of
+    the rates tried, add `grid`'s next rate beyond that edge (until the grid ends). Returns the
+    chosen rate, each rate's mean validation accuracy, whether the choice is bracketed, and the
+    runs {(rate, seed): run}."""
+    grid = sorted(grid)
+    runs = {(lr, s): train(lr, s) for lr in sorted(start) for s in seeds}
+
+    def scores():
+        return {lr: float(np.mean([runs[(lr, s)].val_accuracy for s in seeds]))
+                for lr in sorted({lr for lr, _ in runs})}
+
+    while True:
+        score = scores()
+        best = max(score, key=score.get)
+        tried = sorted(score)
+        step = 1 if best == tried[-1] else -1 if best == tried[0] else 0
+        i = grid.index(best) + step
+        if step == 0 or not 0 <= i < len(grid) or grid[i] in score:
+            break
+        runs |= {(grid[i], s): train(grid[i], s) for s in seeds}
+    return {"rate": best, "scores": score, "bracketed": step == 0, "runs": runs}
+
+
 def factorial_table(groups: Mapping[tuple[str, str], Sequence]):
     """Runs in a two-way design ({(architecture, recipe): runs}) as one row per cell: the mean
     test and validation accuracy over seeds with the test accuracy's 95 % t-interval, the seeds,

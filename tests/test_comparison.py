@@ -159,3 +159,18 @@ def test_a_two_by_two_and_its_paired_contrasts():
         pytest.approx(list(stats.mean_ci(d))))
     assert effects.loc["CNN - MLP, plain", "detectable"] == pytest.approx(
         stats.minimum_detectable_effect(np.std(d, ddof=1), 3))
+
+
+def test_tune_peak_extends_past_an_edge_until_the_best_is_bracketed():
+    best = 1e-2
+    calls = []
+
+    def train(lr, seed):
+        calls.append((lr, seed))
+        return SimpleNamespace(val_accuracy=0.99 - abs(np.log10(lr / best)) / 100 - seed * 1e-4)
+
+    out = comparison.tune_peak(train, [3e-4, 1e-3, 3e-3, 1e-2, 3e-2], [0, 1], [1e-3, 3e-3])
+    assert out["rate"] == 1e-2 and out["bracketed"]
+    assert sorted({lr for lr, _ in calls}) == [1e-3, 3e-3, 1e-2, 3e-2]  # stops once bracketed
+    edge = comparison.tune_peak(train, [1e-3, 3e-3, 1e-2], [0], [1e-3, 3e-3])
+    assert edge["rate"] == 1e-2 and not edge["bracketed"]  # the grid ended at the best
