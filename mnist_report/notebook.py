@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from .config import SEED, quiet_tensorflow_import, rel, set_seed, settings
 from .plots import set_style
+
+SNAKE = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)+")  # test_accuracy, p_value, val_gain_low
 
 
 def describe_profile() -> str:
@@ -14,8 +18,11 @@ def describe_profile() -> str:
 
 
 def readable(label):
-    """A table header as a reader sees it: 'test_accuracy' -> 'test accuracy'."""
-    return label.replace("_", " ") if isinstance(label, str) else label
+    """A table header as a reader sees it: 'test_accuracy' -> 'test accuracy'. Only a snake_case
+    name changes; a label that is already text ('mnist_cnn.py, Adam') keeps its underscores."""
+    if isinstance(label, str) and SNAKE.fullmatch(label):
+        return label.replace("_", " ")
+    return label
 
 
 def readable_tables() -> None:

@@ -180,3 +180,5 @@ def test_tables_are_shown_with_readable_headers():
     from mnist_report.notebook import readable
 
     assert readable("test_accuracy") == "test accuracy" and readable(3) == 3
+    assert readable("mnist_cnn.py, Adam, 12 epochs") == "mnist_cnn.py, Adam, 12 epochs"
+    assert readable("model") == "model" and readable("val_gain_low") == "val gain low"
