@@ -249,14 +249,16 @@ def overconfidence(probas: Sequence[np.ndarray], labels: np.ndarray) -> float:
 def perturbation_table(models: Mapping[str, Sequence], score: Callable,
                        kinds: Mapping[str, Sequence[float]]):
     """Accuracy under each perturbation and level, one row per model, seed, perturbation and
-    level: `score(run, kind, levels)` gives a run's accuracies (a cached probe)."""
+    level: `score(run, kind, levels)` gives a run's accuracies (a cached probe). Built from
+    climb.level_table, one perturbation at a time."""
     import pandas as pd
 
-    return pd.DataFrame([{"model": label, "perturbation": kind, "level": level, "seed": r.seed,
-                          "test_accuracy": a}
-                         for label, runs in models.items() for r in runs
-                         for kind, levels in kinds.items()
-                         for level, a in zip(levels, score(r, kind, levels), strict=True)])
+    from .climb import level_table
+
+    return pd.concat([level_table(models, lambda r, _, k=kind, v=levels: score(r, k, v), levels,
+                                  "level").assign(perturbation=kind)
+                      for kind, levels in kinds.items()], ignore_index=True)[
+        ["model", "perturbation", "level", "seed", "test_accuracy"]]
 
 
 def fronts(table, costs: Sequence[str], accuracy: str = "accuracy") -> dict[str, list[str]]:
