@@ -14,7 +14,7 @@ KERNEL := mnist-report
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # make report and make run record what each chapter reads; the ledger is rebuilt from it
 RECORD := .cache/ledger-record
-RECORDING := MNIST_PROFILE=full MNIST_LEDGER_RECORD=$(abspath $(RECORD))
+RECORDING = MNIST_PROFILE=full MNIST_LEDGER_RECORD=$(abspath $(RECORD))
 EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=$(KERNEL)
 
@@ -75,6 +75,8 @@ report: $(STAMP) data  ## execute every notebook (full profile, from cache and l
 	$(BIN)/python -m mnist_report.ledger build $(RECORD) --replace
 	$(MAKE) html
 
+# each `make run` records in its own folder, so that runs of two chapters never clear each other's
+run: RECORD := $(RECORD)-$(NB)
 run: $(STAMP) data  ## execute one notebook in place (full profile) and rewrite its ledger file: make run NB=01
 	@rm -rf $(RECORD)
 	@nb=$(firstword $(wildcard notebooks/$(NB)*.ipynb)); test -n "$$nb" || { echo "no notebook notebooks/$(NB)*"; exit 2; }; \
