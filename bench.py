@@ -38,18 +38,18 @@ GOAL_BEST_CNN_AFTER_VS_BEFORE = 1.4
 
 def headline_models() -> dict[str, tuple[Net, Recipe]]:
     """The models the chapters train, as their results files record them (never re-declared)."""
-    dense, cnn = helpers.load_json("02_dense_network"), helpers.load_json("04_cnn")
-    records = {
-        "softmax regression (02)": dense["softmax_regression"]["recipe"],
-        "student dense, batch 128 (02)": dense["student_setting"]["batch128"]["recipe"],
-        "MLP (02)": dense["mlp"]["recipe"],
-        "student CNN (04)": cnn["student_level"]["recipe"],
-        "mnist_cnn.py (04)": cnn["reproduction"]["programs"][
-            "mnist_cnn.py, Adadelta 1.0, 12 epochs"]["recipe"],
-        "best CNN (04)": cnn["best_single"]["recipe"],
-        "fast to 99 % (04)": cnn["fast_to_99"]["recipe"],
+    dense, cnn = helpers.records.load("02_dense_network"), helpers.records.load("04_cnn")
+    headlines = {
+        "softmax regression (02)": dense.softmax_regression.recipe,
+        "student dense, batch 128 (02)": dense.student_setting["batch128"].recipe,
+        "MLP (02)": dense.mlp.recipe,
+        "student CNN (04)": cnn.student_level.recipe,
+        "mnist_cnn.py (04)": cnn.reproduction.programs[
+            "mnist_cnn.py, Adadelta 1.0, 12 epochs"].recipe,
+        "best CNN (04)": cnn.best_single.recipe,
+        "fast to 99 % (04)": cnn.fast_to_99.recipe,
     }
-    return {name: helpers.from_headline(record)[:2] for name, record in records.items()}
+    return {name: helpers.from_headline(headline)[:2] for name, headline in headlines.items()}
 
 
 def _kind(net: Net) -> str:

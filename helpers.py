@@ -7,13 +7,14 @@ read at call time: `helpers.SMOKE`, `helpers.PROFILE`, `helpers.FIGURES`, `helpe
 
 from typing import Any
 
-from mnist_report import climb, comparison, search, student
+from mnist_report import climb, comparison, records, search, student
 from mnist_report.analyses import (
     ensemble_accuracy,
     feature_maps,
     first_layer_change,
     first_layer_sample,
     fit_summary,
+    inference_timing,
     layer_kernel,
     noise_scale_of,
     noisy_accuracy,
@@ -276,10 +277,12 @@ __all__ = [
     "two_regimes", "budget_specs", "budget_table", "grid_around", "initial_loss",
     "refine_sweep", "strictly_bracketed", "tune_until_bracketed", "best_per_budget",
     "chosen_runs", "convergence_runs", "convergence_summary", "fastest_to_target",
-    "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "search",
+    "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "inference_timing",
+    "search",
     "closest_cell",
     "compare_failures", "consistent_cells", "failure_counts",
-    "widest_difference", "untested_cells", "best_rate", "climb", "comparison", "plot_feature_maps",
+    "widest_difference", "untested_cells", "best_rate", "climb", "comparison", "records",
+    "plot_feature_maps",
     "plot_filters", "reference_lines", "plot_pareto", "plot_bars",
     "plot_embeddings", "plot_histogram", "plot_pixel_maps", "plot_split_violins",
     "fisher_detectable", "fisher_power", "CURVE_FACTOR",

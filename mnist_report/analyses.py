@@ -145,3 +145,16 @@ def tsne_2d(images: np.ndarray, seed: int, perplexity: float = 30) -> np.ndarray
     reduced = PCA(n_components=50, random_state=seed).fit_transform(images)
     return TSNE(n_components=2, perplexity=perplexity, init="pca",
                 random_state=seed).fit_transform(reduced)
+
+
+@cached
+def inference_timing(net, images: np.ndarray, members: int = 1) -> dict:
+    """models.inference_speed of `net` (freshly built: timing does not depend on the weights; an
+    ensemble of `members` copies when members > 1), with the CPU that measured it ("machine").
+    A timing is a measurement, not a function of the code: cached, a replay from the ledger
+    serves the recorded one and names the machine it came from instead of timing again."""
+    from .models import ensemble, inference_speed
+    from .results import cpu_description
+
+    model = ensemble([net.make() for _ in range(members)]) if members > 1 else net.make()
+    return {**inference_speed(model, images), "machine": cpu_description()}

@@ -38,22 +38,23 @@ FIELDS = {"learning rate": "learning_rate", "epochs": "epochs"}
 # ------------------------------------------------------------------------------------------------
 
 
-def fairness_checks(entries: Mapping[str, Mapping[str, Any]],
+def fairness_checks(headlines: Mapping[str, Mapping[str, Any]],
                     neighbours: Mapping[str, Sequence[float]],
                     first: str | None = None) -> list[tuple[str, str, float]]:
     """The checks (model, setting changed, value tried): each model's learning-rate neighbours
-    (`neighbours`), then every model's budget doubled (its recorded epochs x 2); the checks of
-    the model `first` (the longest runs) go first, the order kept otherwise."""
+    (`neighbours`), then every model's budget doubled (its recorded epochs x 2; `headlines`:
+    model -> how its chapter trained it, `helpers.headline`'s record); the checks of the model
+    `first` (the longest runs) go first, the order kept otherwise."""
     checks = [(label, "learning rate", lr) for label, lrs in neighbours.items() for lr in lrs]
-    checks += [(label, "epochs", 2 * from_headline(entry["recipe"])[1].epochs)
-               for label, entry in entries.items()]
+    checks += [(label, "epochs", 2 * from_headline(headline)[1].epochs)
+               for label, headline in headlines.items()]
     return sorted(checks, key=lambda c: c[0] != first) if first else checks
 
 
-def check_spec(entry: Mapping[str, Any], changed: str, value: float, seed: int) -> tuple:
-    """(net, recipe, seed) of one check: the model as its chapter recorded it, with one setting
-    (`changed`: "learning rate" or "epochs") set to `value`."""
-    net, recipe, _ = from_headline(entry["recipe"])
+def check_spec(headline: Mapping[str, Any], changed: str, value: float, seed: int) -> tuple:
+    """(net, recipe, seed) of one check: the model as its chapter recorded it (`headline`), with
+    one setting (`changed`: "learning rate" or "epochs") set to `value`."""
+    net, recipe, _ = from_headline(headline)
     return net, recipe.replace(**{FIELDS[changed]: value}), seed
 
 
@@ -65,7 +66,7 @@ def mean_by_change(runs: Sequence, seeds: int) -> list[float]:
 
 
 def fairness_table(changes: Sequence[tuple[str, str, float]], tried: Sequence[float],
-                   entries: Mapping[str, Mapping[str, Any]], chosen_val: Mapping[str, float],
+                   headlines: Mapping[str, Mapping[str, Any]], chosen_val: Mapping[str, float],
                    seed_sd: Mapping[str, float]):
     """One row per check: the model, the setting changed, its chosen and tried values, the
     validation accuracy of each (the chosen setting's on the same seeds), their difference and
@@ -74,7 +75,7 @@ def fairness_table(changes: Sequence[tuple[str, str, float]], tried: Sequence[fl
 
     return pd.DataFrame([{
         "model": label, "setting changed": changed,
-        "chosen": getattr(from_headline(entries[label]["recipe"])[1], FIELDS[changed]),
+        "chosen": getattr(from_headline(headlines[label])[1], FIELDS[changed]),
         "tried": value, "validation accuracy, tried": val,
         "validation accuracy, chosen": chosen_val[label],
         "difference (points)": 100 * (val - chosen_val[label]),

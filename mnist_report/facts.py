@@ -155,8 +155,10 @@ class Facts:
 
     def save(self) -> Path:
         """Write results/<chapter>.json from the facts and claims (results.save_json)."""
+        from .records import check
         from .results import save_json
 
+        check(self.chapter, self.record())  # what other chapters read is there, in its form
         return save_json(self.chapter, self.record())
 
 

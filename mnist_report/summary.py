@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import records
 from .config import ROOT, STUDENT
 from .stats import fmt_pct, interval_text
-from .student import program_name
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
@@ -38,74 +38,69 @@ def estimate_text(row) -> str:
             f"[{row.loss_low:.4f}, {row.loss_high:.4f}]")
 
 
-def reproduction_table(dense: Mapping[str, Any], cnn: Mapping[str, Any] | None = None):
+def reproduction_table(dense: records.DenseRecord | Mapping[str, Any],
+                       cnn: records.CnnRecord | Mapping[str, Any] | None = None):
     """One row per number the student reported and source: first the student's own program (as
     committed, or the edit that comes closest; chapter 02), then the closest searched program
     (chapters 02 and 04). Our mean, the interval the rule reads for accuracy and loss, and
-    whether both lie inside: the calibrated rule (95 % prediction intervals for one new run),
-    for the CNN too once chapter 04's results say so (before: its central 95 % of the seeds).
-    Without `cnn`, the dense rows only (chapter 02's own table)."""
+    whether both lie inside, by the calibrated rule (95 % prediction intervals for one new run).
+    Without `cnn`, the dense rows only (chapter 02's own table, from its facts before they are
+    saved: only its `student_program` and `reproduction` are read)."""
     import pandas as pd
 
-    repro = dense["reproduction"]
-    own = dense["student_program"]["best_match"]
+    own = _part(dense, "student_program", records.StudentProgram).best_match
+    search = _part(dense, "reproduction", records.Search)
     rows = []
     for bs in (128, 2048):
-        match, closest = own[f"batch{bs}"], repro[f"closest_batch{bs}"]
+        match, closest = own[f"batch{bs}"], getattr(search, f"closest_batch{bs}")
         rows.append({"student": f"dense_batch{bs}", "source": "the student's program",
-                     "configuration": program_name(match) + (
-                         "; also consistent: " + ", ".join(match["also_consistent"])
-                         if match.get("also_consistent") else ""),
-                     "seeds": int(match["runs"]),
-                     "accuracy": match["test_accuracy"],
-                     "accuracy_range": tuple(match["accuracy_interval"]),
-                     "loss": match["test_loss"], "loss_range": tuple(match["loss_interval"]),
-                     "p": match["p"], "reproduced": bool(match["consistent"])})
+                     "configuration": match.name + (
+                         "; also consistent: " + ", ".join(match.also_consistent)
+                         if match.also_consistent else ""),
+                     "seeds": match.runs, "accuracy": match.test_accuracy,
+                     "accuracy_range": match.accuracy_interval,
+                     "loss": match.test_loss, "loss_range": match.loss_interval,
+                     "p": match.p, "reproduced": match.consistent})
         rows.append({"student": f"dense_batch{bs}",
                      "source": "searched (ranked on test numbers)",
-                     "configuration": describe_program(closest["configuration"]),
-                     "seeds": int(closest["seeds"]), "accuracy": closest["test_accuracy_mean"],
-                     "accuracy_range": tuple(closest["accuracy_interval"]),
-                     "loss": closest["test_loss_mean"],
-                     "loss_range": tuple(closest["loss_interval"]), "p": closest["p"],
-                     "reproduced": bool(closest["consistent"])})
+                     "configuration": describe_program(closest.configuration),
+                     "seeds": closest.seeds, "accuracy": closest.test_accuracy_mean,
+                     "accuracy_range": closest.accuracy_interval,
+                     "loss": closest.test_loss_mean, "loss_range": closest.loss_interval,
+                     "p": closest.p, "reproduced": closest.consistent})
     if cnn is None:
         return pd.DataFrame(rows)
-    if "student_program" in cnn:  # mnistcnn.py with its fit() active (chapter 04)
-        match = cnn["student_program"]["best_match"]
+    cnn = records.coerce(records.CnnRecord, cnn, "04_cnn")
+    if cnn.student_program is not None:  # mnistcnn.py with its fit() active (chapter 04)
+        match = cnn.student_program.best_match
         rows.append({"student": "cnn", "source": "the student's program",
-                     "configuration": program_name(match), "seeds": int(match["runs"]),
-                     "accuracy": match["test_accuracy"],
-                     "accuracy_range": tuple(match["accuracy_interval"]),
-                     "loss": match["test_loss"], "loss_range": tuple(match["loss_interval"]),
-                     "p": match["p"], "reproduced": bool(match["consistent"])})
-    cnn_repro = cnn["reproduction"]
-    program = cnn_repro["programs"][cnn_repro["closest"]]
-    calibrated = _calibrated(cnn)
-    rows.append({"student": "cnn", "source": "closest Keras example (chapter 04)" if calibrated
-                 else "searched (chapter 04's rule)",
-                 "configuration": cnn_repro["closest"],
-                 "seeds": int(program["seeds"]), "accuracy": program["test_accuracy"],
-                 "accuracy_range": (program["accuracy_low"], program["accuracy_high"]),
-                 "loss": program["test_loss"],
-                 "loss_range": (program["loss_low"], program["loss_high"]),
-                 "p": float(program["p"]) if calibrated else float("nan"),
-                 "reproduced": bool(program["reproduced"])})
+                     "configuration": match.name, "seeds": match.runs,
+                     "accuracy": match.test_accuracy, "accuracy_range": match.accuracy_interval,
+                     "loss": match.test_loss, "loss_range": match.loss_interval,
+                     "p": match.p, "reproduced": match.consistent})
+    program = cnn.reproduction.closest_program
+    rows.append({"student": "cnn", "source": "closest Keras example (chapter 04)",
+                 "configuration": cnn.reproduction.closest, "seeds": int(program.seeds),
+                 "accuracy": program.test_accuracy,
+                 "accuracy_range": (program.accuracy_low, program.accuracy_high),
+                 "loss": program.test_loss, "loss_range": (program.loss_low, program.loss_high),
+                 "p": program.p, "reproduced": program.reproduced})
     return pd.DataFrame(rows)
 
 
-def _calibrated(cnn: Mapping[str, Any] | None) -> bool:
-    """Does chapter 04's results record judge the CNN by the calibrated rule (its current code),
-    or by the central 95 % of the seeds (results written before it changed)?"""
-    return cnn is not None and cnn["reproduction"]["rule"].startswith("calibrated")
+def _part(record: Any, name: str, cls: type) -> Any:
+    """The part `name` of a chapter record, or of a facts mapping (built and checked as `cls`)."""
+    if isinstance(record, Mapping):
+        return records.build(cls, record[name], name)
+    return getattr(record, name)
 
 
 STUDENT_LABELS = {"dense_batch128": "dense network, batch 128",
                   "dense_batch2048": "dense network, batch 2048", "cnn": "CNN"}
 
 
-def reproduction_markdown(dense: Mapping[str, Any], cnn: Mapping[str, Any] | None = None
-                          ) -> str:
+def reproduction_markdown(dense: records.DenseRecord | Mapping[str, Any],
+                          cnn: records.CnnRecord | Mapping[str, Any] | None = None) -> str:
     """The reproduction table as Markdown, with the sentence on the batch-size pair (without
     `cnn`: the dense rows only)."""
     lines = ["| the student's number | source | program | runs | our test accuracy (interval) "
@@ -120,22 +115,26 @@ def reproduction_markdown(dense: Mapping[str, Any], cnn: Mapping[str, Any] | Non
             f"({interval_text(*r.accuracy_range)}) | {r.loss:.4f} "
             f"({interval_text(*r.loss_range, pct=False)}) | "
             f"{'yes' if r.reproduced else '**no**'}{p} |")
-    pair = dense["student_program"]["pair"]
-    both = (f"`mnist.py` gives both dense numbers with only the batch size changed ({pair})"
-            if pair else "No version of `mnist.py` we ran gives both dense numbers with only the "
-            "batch size changed")
-    repository = dense["student_program"]["repository"]
-    lines += ["", f"{both}. The student's program is [{repository}](https://github.com/"
-              f"{repository}), run by the report's engine at every epoch of its 100 (chapter 02). "
-              "Dense rows use the calibrated rule: accuracy and loss inside 95 % prediction "
-              "intervals for one new run (each at 97.5 %), p the combined p-value. A searched "
-              f"program was picked from {dense['reproduction']['cells_searched']} cells per batch "
+    program = _part(dense, "student_program", records.StudentProgram)
+    search = _part(dense, "reproduction", records.Search)
+    both = (f"`mnist.py` gives both dense numbers with only the batch size changed "
+            f"({program.pair})" if program.pair else "No version of `mnist.py` we ran gives "
+            "both dense numbers with only the batch size changed")
+    if cnn is not None:
+        cnn = records.coerce(records.CnnRecord, cnn, "04_cnn")
+    lines += ["", f"{both}. The student's program is [{program.repository}](https://github.com/"
+              f"{program.repository}), run by the report's engine at every epoch of its 100 "
+              "(chapter 02). Dense rows use the calibrated rule: accuracy and loss inside 95 % "
+              "prediction intervals for one new run (each at 97.5 %), p the combined p-value. A "
+              f"searched program was picked from {search.cells_searched} cells per batch "
               "size by the student's test numbers themselves, so a pass reads \"consistent "
               "with\"; so was the student's own program's epoch (or edit)."
-              + (" The CNN row still uses chapter 04's earlier rule (the central 95 % of the "
-                 "seeds)." if cnn is not None and not _calibrated(cnn) else
+              + ("" if cnn is None else
+                 " The CNN rows use the same rule: the student's own mnistcnn.py at the epoch "
+                 "that comes closest, then the closest of the Keras examples chapter 04 tried."
+                 if cnn.student_program is not None else
                  " The CNN row is the closest of the Keras examples chapter 04 tried, by the same "
-                 "rule; the student's own mnistcnn.py is not run yet." if cnn is not None else "")]
+                 "rule; the student's own mnistcnn.py is not run yet.")]
     return "\n".join(lines)
 
 
@@ -160,30 +159,36 @@ def models_markdown(models, machine: str) -> str:
 
 
 def verdict_markdown(verdicts) -> str:
-    """The claim-by-claim verdict, one line each (the evidence is in chapter 05)."""
-    return "\n".join(f"- **{v['claim']}** {v['verdict']}" for v in verdicts)
+    """The claim-by-claim verdict, one line each (the evidence is in chapter 05): records'
+    Verdicts, or chapter 05's mappings before it saves them."""
+    verdicts = [records.coerce(records.Verdict, v) for v in verdicts]
+    return "\n".join(f"- **{v.claim}** {v.verdict}" for v in verdicts)
 
 
 def _pts(ci) -> str:
     return f"{100 * ci[0]:+.2f} points [{100 * ci[1]:+.2f}, {100 * ci[2]:+.2f}]"
 
 
-def verdicts(dense: Mapping[str, Any], sweep: Mapping[str, Any], cnn: Mapping[str, Any],
+def verdicts(dense: records.DenseRecord | Mapping[str, Any],
+             sweep: records.SweepRecord | Mapping[str, Any],
+             cnn: records.CnnRecord | Mapping[str, Any],
              compared: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Each of the student's claims, a verdict and its evidence, from the chapters' results.
+    """Each of the student's claims, a verdict and its evidence, from the chapters' records.
     `compared` holds what chapter 05 computes: "gaps" (label -> (difference, low, high) of the
     CNNs over the MLP, Welch intervals over seeds), "holm_p" (label -> Holm-adjusted p) and
     "shift4" (label -> accuracy at a 4-pixel shift)."""
-    conv = sweep["convergence"]
-    gap = conv["gap_128_minus_2048"]
+    dense = records.coerce(records.DenseRecord, dense, "02_dense_network")
+    sweep = records.coerce(records.SweepRecord, sweep, "03_batch_size_sweep")
+    cnn = records.coerce(records.CnnRecord, cnn, "04_cnn")
+    conv = sweep.convergence
+    gap = conv.gap_128_minus_2048
     student_gap = STUDENT["cnn"]["accuracy"] - STUDENT["dense_batch2048"]["accuracy"]
     best_gap, level_gap = compared["gaps"]["best CNN"], compared["gaps"]["student-level CNN"]
-    paired = cnn["permutation_paired"]
-    aug = {row["epochs"]: row for name, row in cnn["climb"].items() if "augmentation" in name}
-    own = dense["student_program"]
-    final = own["final"]
-    matches = own["best_match"]
-    both = (f"only {own['pair']} gives both" if own["pair"] else
+    paired = cnn.permutation_paired
+    aug = cnn.augmentation_rows
+    own = dense.student_program
+    final, matches = own.final, own.best_match
+    both = (f"only {own.pair} gives both" if own.pair else
             "no version of it gives both with only the batch size changed")
     return [
         {"claim": "Batch size strongly drives accuracy (12.63 % at 128, 92.06 % at 2048).",
@@ -191,11 +196,11 @@ def verdicts(dense: Mapping[str, Any], sweep: Mapping[str, Any], cnn: Mapping[st
          "evidence": f"The student's own mnist.py trains normally at both batch sizes: "
          f"{fmt_pct(final['128']['test_accuracy'])} at 128 and "
          f"{fmt_pct(final['2048']['test_accuracy'])} at 2048 after its 100 epochs. 92.06 % is "
-         f"{program_name(matches['batch2048'])} at batch 2048; 12.63 % is best accounted for by "
-         f"{program_name(matches['batch128'])}; {both} (chapter 02). Trained until validation "
+         f"{matches['batch2048'].name} at batch 2048; 12.63 % is best accounted for by "
+         f"{matches['batch128'].name}; {both} (chapter 02). Trained until validation "
          f"stops improving, with the learning rate tuned per batch size, batch 128 minus batch "
-         f"2048 is {100 * gap['mean']:+.2f} points (95 % t-interval over {conv['seeds']} seeds "
-         f"{100 * gap['ci95'][0]:+.2f} to {100 * gap['ci95'][1]:+.2f}; chapter 03). Large "
+         f"2048 is {100 * gap.mean:+.2f} points (95 % t-interval over {conv.seeds} seeds "
+         f"{100 * gap.ci95[0]:+.2f} to {100 * gap.ci95[1]:+.2f}; chapter 03). Large "
          "differences appear only under fixed budgets of epochs or steps, which favour one side "
          "by construction."},
         {"claim": "CNNs beat dense networks.",
@@ -205,15 +210,15 @@ def verdicts(dense: Mapping[str, Any], sweep: Mapping[str, Any], cnn: Mapping[st
          f"(Welch intervals over seeds; Holm-adjusted p "
          f"{compared['holm_p']['student-level CNN']:.1g} and "
          f"{compared['holm_p']['best CNN']:.1g}), but it trained on "
-         f"{cnn['best_single']['images_seen']:,} augmented images against the MLP's "
-         f"{dense['mlp']['images_seen']:,} plain ones, so part of that lead is the recipe. The "
+         f"{cnn.best_single.images_seen:,} augmented images against the MLP's "
+         f"{dense.mlp.images_seen:,} plain ones, so part of that lead is the recipe. The "
          f"student's numbers suggested {100 * student_gap:.2f} points: their dense network "
          f"stopped at {fmt_pct(STUDENT['dense_batch2048']['accuracy'])}, far below the "
-         f"{fmt_pct(dense['mlp']['test_accuracy_mean'])} a tuned MLP reaches (chapter 02)."},
+         f"{fmt_pct(dense.mlp.test_accuracy_mean)} a tuned MLP reaches (chapter 02)."},
         {"claim": "...because they capture spatial structure.",
          "verdict": "Yes, with a limit.",
-         "evidence": f"Permuting the pixels costs the student-level CNN {_pts(paired['cnn_drop'])} "
-         f"and the MLP {_pts(paired['mlp_drop'])} (paired by seed, chapter 04): the CNN's lead "
+         "evidence": f"Permuting the pixels costs the student-level CNN {_pts(paired.cnn_drop)} "
+         f"and the MLP {_pts(paired.mlp_drop)} (paired by seed, chapter 04): the CNN's lead "
          f"lives in the pixel layout. Its tolerance of shifts is partial: at a 4-pixel shift it "
          f"keeps {fmt_pct(compared['shift4']['student-level CNN'])}, the MLP "
          f"{fmt_pct(compared['shift4']['chosen MLP'])}; the best CNN's "
@@ -222,11 +227,11 @@ def verdicts(dense: Mapping[str, Any], sweep: Mapping[str, Any], cnn: Mapping[st
         {"claim": "Tuning the CNN and adding augmentation would help.",
          "verdict": "A larger recipe helps; augmentation alone is not measurable with three seeds.",
          "evidence": f"The best CNN (deeper, batch-normalised, augmented, a 30-epoch one-cycle "
-         f"schedule) gains {_pts(cnn['best_single']['gain_over_student_ci95'])} over the "
+         f"schedule) gains {_pts(cnn.best_single.gain_over_student_ci95)} over the "
          f"student-level CNN (over seeds): architecture and recipe together, not tuning alone. "
-         f"Augmentation changes validation accuracy by {_pts(aug[max(aug)]['val_gain_ci95'])} "
-         f"after {max(aug)} epochs (paired by seed, chapter 04); {cnn['climb_seeds']} seeds "
-         f"detect only effects of {100 * cnn['aug_detectable']:.2f} points or more."},
+         f"Augmentation changes validation accuracy by {_pts(aug[max(aug)].val_gain_ci95)} "
+         f"after {max(aug)} epochs (paired by seed, chapter 04); {cnn.climb_seeds} seeds "
+         f"detect only effects of {100 * cnn.aug_detectable:.2f} points or more."},
     ]
 
 
@@ -242,13 +247,13 @@ def fragments(results: Path | None = None) -> dict[str, str]:
     folder = Path(results or COMMITTED_RESULTS)
 
     def load(name):
-        return json.loads((folder / f"{name}.json").read_text())["results"]
+        return records.of(name, json.loads((folder / f"{name}.json").read_text())["results"])
 
     dense, cnn, comparison = load("02_dense_network"), load("04_cnn"), load("05_comparison")
     return {"reproduction": reproduction_markdown(dense, cnn),
             "models": models_markdown(pd.read_csv(folder / "05_models.csv"),
-                                      comparison["timing_machine"]),
-            "verdicts": verdict_markdown(comparison["verdict"])}
+                                      comparison.timing_machine),
+            "verdicts": verdict_markdown(comparison.verdict)}
 
 
 def render(text: str, blocks: Mapping[str, str]) -> str:

@@ -17,9 +17,9 @@ from mnist_report.training import Recipe, headline  # noqa: E402
 
 
 def entry(lr=1e-3, epochs=10):
-    return {"recipe": headline(Net(dense_net, hidden=(8,)),
-                               Recipe(batch_size=128, learning_rate=lr, epochs=epochs),
-                               [0, 1])}
+    """How a chapter records a model's training (a record's `recipe` field)."""
+    return headline(Net(dense_net, hidden=(8,)),
+                    Recipe(batch_size=128, learning_rate=lr, epochs=epochs), [0, 1])
 
 
 def test_fairness_checks_list_neighbours_then_doubled_budgets_longest_first():
