@@ -48,7 +48,7 @@ def reproduction_table(dense: records.DenseRecord | Mapping[str, Any],
     saved: only its `student_program` and `reproduction` are read)."""
     import pandas as pd
 
-    own = _part(dense, "student_program", records.StudentProgram).best_match
+    own, _, _ = _own_program(dense)
     search = _part(dense, "reproduction", records.Search)
     rows = []
     for bs in (128, 2048):
@@ -95,6 +95,18 @@ def _part(record: Any, name: str, cls: type) -> Any:
     return getattr(record, name)
 
 
+def _own_program(dense: Any) -> tuple[dict[str, records.StudentMatch], str, str]:
+    """(best match per batch size, pair, repository) of the student's mnist.py, from chapter 02's
+    record or from its facts while it is still computing them (before `final` is known)."""
+    if isinstance(dense, Mapping):
+        program = dense["student_program"]
+        return ({k: records.build(records.StudentMatch, v, f"student_program.best_match.{k}")
+                 for k, v in program["best_match"].items()}, program["pair"],
+                program["repository"])
+    program = dense.student_program
+    return program.best_match, program.pair, program.repository
+
+
 STUDENT_LABELS = {"dense_batch128": "dense network, batch 128",
                   "dense_batch2048": "dense network, batch 2048", "cnn": "CNN"}
 
@@ -115,15 +127,15 @@ def reproduction_markdown(dense: records.DenseRecord | Mapping[str, Any],
             f"({interval_text(*r.accuracy_range)}) | {r.loss:.4f} "
             f"({interval_text(*r.loss_range, pct=False)}) | "
             f"{'yes' if r.reproduced else '**no**'}{p} |")
-    program = _part(dense, "student_program", records.StudentProgram)
+    _, pair, repository = _own_program(dense)
     search = _part(dense, "reproduction", records.Search)
-    both = (f"`mnist.py` gives both dense numbers with only the batch size changed "
-            f"({program.pair})" if program.pair else "No version of `mnist.py` we ran gives "
-            "both dense numbers with only the batch size changed")
+    both = (f"`mnist.py` gives both dense numbers with only the batch size changed ({pair})"
+            if pair else "No version of `mnist.py` we ran gives both dense numbers with only the "
+            "batch size changed")
     if cnn is not None:
         cnn = records.coerce(records.CnnRecord, cnn, "04_cnn")
-    lines += ["", f"{both}. The student's program is [{program.repository}](https://github.com/"
-              f"{program.repository}), run by the report's engine at every epoch of its 100 "
+    lines += ["", f"{both}. The student's program is [{repository}](https://github.com/"
+              f"{repository}), run by the report's engine at every epoch of its 100 "
               "(chapter 02). Dense rows use the calibrated rule: accuracy and loss inside 95 % "
               "prediction intervals for one new run (each at 97.5 %), p the combined p-value. A "
               f"searched program was picked from {search.cells_searched} cells per batch "
