@@ -22,7 +22,7 @@ EXECUTE := MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --i
 # of the student's programs (mnist_report/student_runner.py); make test never needs them.
 STUDENT_VENV := .venv-student
 
-.PHONY: help setup data report run retrain check-ledger student-env html bench bench-notebooks test unit notebooks-test lint lab clean \
+.PHONY: help setup data report run retrain smoke-ledger check-ledger student-env html bench bench-notebooks test unit notebooks-test lint lab clean \
 	clean-cache distclean
 
 help:  ## list the targets
@@ -86,6 +86,17 @@ run: $(STAMP) data  ## execute one notebook in place (full profile) and rewrite 
 retrain: $(STAMP) data  ## a true cold run: `make report` ignoring the ledger and the local cache (hours; .cache/ is kept)
 	MNIST_LEDGER=off MNIST_CACHE_DIR=$${MNIST_RETRAIN_CACHE:-.cache/retrain} $(MAKE) report
 
+smoke-ledger: $(STAMP) data  ## record what `make test` trains (the smoke profile) into results/ledger/smoke/, so a fresh clone's tests replay it
+	@rm -rf $(RECORD)-smoke
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb (smoke)"; \
+		MNIST_PROFILE=smoke MNIST_LEDGER_RECORD=$(abspath $(RECORD))-smoke \
+		MNIST_CHAPTER=$$(basename $$nb .ipynb) MNIST_PROGRESS=0 $(BIN)/jupyter nbconvert \
+			--to notebook --execute --stdout --ExecutePreprocessor.timeout=-1 \
+			--ExecutePreprocessor.kernel_name=$(KERNEL) $$nb > /dev/null || exit 1; \
+	done
+	MNIST_PROFILE=smoke $(BIN)/python -m mnist_report.ledger build $(RECORD)-smoke --replace
+
 check-ledger: $(STAMP) data  ## every chapter replayed from the ledger alone (no cache, nothing computed) equals the committed one
 	MNIST_REPLAY=all $(BIN)/python -m pytest -p no:cacheprovider tests/test_replay.py
 
@@ -106,8 +117,11 @@ bench-notebooks: $(STAMP) data  ## `make report` cold (cache deleted, ledger off
 
 test: $(STAMP) data lint unit notebooks-test  ## lint, unit and hygiene tests, every notebook via nbval (smoke)
 
+# unit tests in parallel (pytest-xdist; TEST_WORKERS=1 runs them in one process); the notebooks in
+# order, one kernel, because chapter 05 reads what 02-04 just wrote
+TEST_WORKERS ?= 2
 unit: $(STAMP)
-	MNIST_PROFILE=smoke $(BIN)/python -m pytest tests
+	MNIST_PROFILE=smoke $(BIN)/python -m pytest -n $(TEST_WORKERS) tests
 
 notebooks-test: $(STAMP)
 	MNIST_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \

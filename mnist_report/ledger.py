@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import COMMITTED_RESULTS, log, rel
+from .config import COMMITTED_RESULTS, log, rel, settings
 
 MODES = ("on", "off", "only")
 LAZY_PARTS = ("test_proba", "test_predictions")  # a run's parts kept only where a chapter reads
@@ -67,9 +67,17 @@ def mode() -> str:
     return value
 
 
-def folder() -> Path:
-    """results/ledger/ (MNIST_LEDGER_DIR moves it, for tests)."""
-    return Path(os.environ.get("MNIST_LEDGER_DIR") or COMMITTED_RESULTS / "ledger").resolve()
+PROFILE_FOLDERS = {"full": "", "smoke": "smoke"}  # smoke entries: results/ledger/smoke/
+
+
+def folder(profile: str | None = None) -> Path:
+    """results/ledger/ for the full profile, results/ledger/smoke/ for the smoke profile (what
+    `make test` trains; its keys never equal the full profile's); `profile` defaults to the
+    active one. MNIST_LEDGER_DIR moves it, for tests."""
+    if os.environ.get("MNIST_LEDGER_DIR"):
+        return Path(os.environ["MNIST_LEDGER_DIR"]).resolve()
+    profile = profile or settings().profile
+    return (COMMITTED_RESULTS / "ledger" / PROFILE_FOLDERS[profile]).resolve()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,8 +177,14 @@ def _stamp(files: list[Path]) -> tuple:
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
-def files() -> list[Path]:
-    return sorted(folder().glob("*.jsonl"))
+def files(profile: str | None = None) -> list[Path]:
+    """The ledger files of `profile` (default: the active one)."""
+    return sorted(folder(profile).glob("*.jsonl"))
+
+
+def total_bytes() -> int:
+    """The size of the whole ledger, both profiles."""
+    return sum(p.stat().st_size for profile in PROFILE_FOLDERS for p in files(profile))
 
 
 def read_file(path: Path) -> dict[tuple[str, str], dict]:
@@ -341,12 +355,13 @@ def build(record_dir: Path, replace: bool = False) -> dict[str, Any]:
             if path.stem not in chapters:
                 path.unlink()
                 summary["files"][path.name] = "deleted"
-    summary["total_bytes"] = sum(p.stat().st_size for p in files())
+    summary["total_bytes"] = total_bytes()
     return summary
 
 
 def describe(summary: dict[str, Any]) -> str:
-    lines = [f"ledger {rel(folder())}: {summary['total_bytes'] / 1e6:.1f} MB in all"]
+    lines = [f"ledger {rel(folder())}: {summary['total_bytes'] / 1e6:.1f} MB in all (both "
+             "profiles)"]
     for name, info in summary["files"].items():
         text = info if isinstance(info, str) else (
             f"{info['entries']:,} entries, {info['bytes'] / 1e6:.2f} MB")

@@ -69,7 +69,7 @@ def copy(tmp_path_factory):
     return root
 
 
-@pytest.mark.skipif(not ledger.files(), reason="no committed ledger")
+@pytest.mark.skipif(not ledger.files("full"), reason="no committed ledger")
 @pytest.mark.parametrize("chapter", chapters())
 def test_a_chapter_replays_from_the_ledger_alone(copy, tmp_path, chapter):
     committed = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())
@@ -97,4 +97,6 @@ def test_a_chapter_replays_from_the_ledger_alone(copy, tmp_path, chapter):
 
 def test_every_chapter_has_its_ledger_file():
     every = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-    assert every <= {p.stem for p in ledger.files()}
+    assert every <= {p.stem for p in ledger.files("full")}
+    assert every <= {p.stem for p in ledger.files("smoke")}, \
+        "run `make smoke-ledger`: make test replays the smoke profile's runs from it"
