@@ -359,7 +359,7 @@ def build(record_dir: Path, replace: bool = False) -> dict[str, Any]:
     return summary
 
 
-def describe(summary: dict[str, Any]) -> str:
+def build_text(summary: dict[str, Any]) -> str:
     lines = [f"ledger {rel(folder())}: {summary['total_bytes'] / 1e6:.1f} MB in all (both "
              "profiles)"]
     for name, info in summary["files"].items():
@@ -407,7 +407,7 @@ def main(argv: list[str]) -> int:
     if not record_dir.is_dir() or not any(record_dir.glob("*.jsonl")):
         print(f"nothing recorded in {record_dir}: the ledger is left as it is")
         return 1
-    print(describe(build(record_dir, replace="--replace" in argv[2:])))
+    print(build_text(build(record_dir, replace="--replace" in argv[2:])))
     return 0
 
 

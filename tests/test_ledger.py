@@ -207,7 +207,7 @@ def test_weights_read_outside_a_cached_computation_are_reported(places):
     run.model()
     _, summary = build_ledger(places)
     assert list(summary["weights_read"]) == ["09_test"]
-    assert "read the weights of 1 runs" in ledger.describe(summary)
+    assert "read the weights of 1 runs" in ledger.build_text(summary)
 
 
 def test_a_full_build_writes_exactly_what_was_read(places, monkeypatch):

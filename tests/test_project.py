@@ -111,3 +111,22 @@ def test_readme_quotes_the_students_numbers_as_helpers_records_them():
     for run in helpers.STUDENT.values():
         assert f"{100 * run['accuracy']:.2f} %" in readme
     assert f"test loss {helpers.STUDENT['cnn']['loss']}" in readme
+
+
+FORMATTER = re.compile(r"fmt|format|pct|_text$|^describe|_markdown$")
+
+
+def test_no_formatter_is_defined_twice():
+    """Number and text formatters live once in the package (the notebooks define no functions at
+    all: tests/test_notebook_style.py), so one style of "99.20 %" or "[low, high]" is kept."""
+    import ast
+
+    homes: dict[str, list[str]] = {}
+    for path in sorted((helpers.ROOT / "mnist_report").glob("*.py")) + [
+            helpers.ROOT / "helpers.py", helpers.ROOT / "bench.py"]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and FORMATTER.search(node.name.lstrip("_")):
+                homes.setdefault(node.name.lstrip("_"), []).append(path.name)
+    assert homes, "the pattern finds no formatter: it has gone stale"
+    twice = {name: files for name, files in homes.items() if len(files) > 1}
+    assert not twice, f"formatters defined more than once: {twice}"
