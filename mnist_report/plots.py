@@ -270,6 +270,91 @@ def plot_trajectories(data, recorded: Mapping[Any, tuple[float, float]], hue: st
     return axes
 
 
+def plot_band_panels(data, panel: str, x: str, y: str, hue: str,
+                     recorded: Mapping[Any, float] | None = None, band: str = "range",
+                     ncols: int | None = None, percent: bool = True, size=(3.5, 3.0)):
+    """Small multiples: one panel per value of `panel` (in order of appearance), each with seed
+    bands of `y` over `x` per `hue` (plot_bands), a dotted line per `recorded` value in its hue's
+    colour, shared axes and one legend beside the last column. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = list(dict.fromkeys(data[panel]))
+    ncols = ncols or -(-len(names) // 2)
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             sharex=True, sharey=True, squeeze=False)
+    hues = list(dict.fromkeys(data[hue]))
+    colours = dict(zip(hues, sns.color_palette("colorblind", len(hues)), strict=True))
+    for ax, name in zip(axes.flat, names, strict=False):
+        plot_bands(data[data[panel] == name], x, y, hue=hue, band=band, ax=ax, percent=percent,
+                   palette=[colours[h] for h in hues])
+        for key, value in (recorded or {}).items():
+            ax.axhline(value, color=colours.get(key, "0.3"), ls=":", lw=1.2)
+        ax.set_title(name, fontsize=9)
+        ax.get_legend().remove()
+        ax.set(xlabel=x.replace("_", " ") if ax in axes[-1] else "",
+               ylabel=y.replace("_", " ") if ax in axes[:, 0] else "")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), title=hue.replace("_", " "),
+               loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    for ax in axes.flat[len(names):]:
+        ax.remove()
+    fig.tight_layout()
+    return fig
+
+
+def plot_scatter_panels(data, panel: str, x: str, y: str, targets: Mapping[Any, tuple],
+                        hue: str, style: str, size: str, size_order: Sequence, titles: str = "",
+                        logy: bool = True, target_label: str = "target",
+                        xlabel: str | None = None, ylabel: str | None = None):
+    """One scatter panel per value of `panel` (e.g. a batch size): every configuration's (x, y)
+    coloured by `hue`, shaped by `style`, sized by `size`, with that panel's target (x, y) as an
+    open star; x is a proportion (percent axis), y on a log scale by default. `titles` is a
+    format string for each panel's title ("batch {}"); the star's legend entry is
+    `target_label`. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = list(dict.fromkeys(data[panel]))
+    axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.6), sharey=True)[1]
+    for ax, name in zip(axes, names, strict=True):
+        sns.scatterplot(data[data[panel] == name], x=x, y=y, hue=hue, style=style, size=size,
+                        sizes=(12, 90), size_order=list(size_order), alpha=0.75, palette="tab10",
+                        ax=ax, legend="full" if name == names[-1] else False)
+        ax.plot(*targets[name], marker="*", markerfacecolor="none", markeredgecolor="k",
+                markeredgewidth=1.5, ms=18, ls="none", label=target_label)
+        ax.set(yscale="log" if logy else "linear", title=titles.format(name),
+               xlabel=xlabel or x.replace("_", " "),
+               ylabel=ylabel or y.replace("_", " ") + (" (log)" if logy else ""))
+        percent_axis(ax, "x")
+    legend_outside(axes[-1], fontsize=8)
+    return axes
+
+
+def plot_size_curves(data, x: str, metrics: Sequence[str], hue: str, chosen: float | None = None,
+                     titles: Sequence[str] = (), xlabel: str | None = None):
+    """Accuracy against model size, one panel per metric: a line per `hue` through the mean,
+    bars spanning the seeds, every run as a grey dot, x on a log scale, a grey band at the
+    `chosen` size. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), sharey=True)[1]
+    for ax, metric, title in zip(axes, metrics, list(titles) + [""] * len(metrics), strict=False):
+        sns.lineplot(data, x=x, y=metric, hue=hue, style=hue, markers=True,
+                     errorbar=("pi", 100), err_style="bars", palette="colorblind", ax=ax)
+        sns.scatterplot(data, x=x, y=metric, color="0.3", s=12, ax=ax, legend=False)
+        ax.set(xscale="log", xlabel=xlabel or f"{x.replace('_', ' ')} (log scale)",
+               ylabel=metric.replace("_", " "), title=title)
+        if chosen is not None:
+            ax.axvline(chosen, color="0.5", lw=2, alpha=0.4)
+        percent_axis(ax)
+    for ax in axes[:-1]:
+        ax.get_legend().remove()
+    legend_outside(axes[-1], title=hue.replace("_", " "))
+    return axes
+
+
 def plot_learning_curves_bands(data, metric: str = "val_accuracy", hue: str = "model",
                                x: str = "epoch", ax=None, band: str = "range"):
     """Learning curves with seed bands from a tidy table (one row per run and epoch)."""

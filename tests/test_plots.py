@@ -197,3 +197,33 @@ def test_chapter_01_figures_render():
     fig = plots.plot_embeddings({"PCA": (xy, labels), "t-SNE": (xy, labels)},
                                 label_classes=["t-SNE"])
     assert len(fig.axes[0].texts) == 0 and len(fig.axes[1].texts) == 3
+
+
+def test_band_panels_scatter_panels_and_size_curves_render():
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame([{"edit": e, "batch_size": b, "seed": s, "epoch": t,
+                          "test_accuracy": 0.5 + 0.04 * t + rng.normal(0, 0.01)}
+                         for e in ("a", "b", "c") for b in (128, 2048) for s in (0, 1)
+                         for t in range(5)])
+    fig = plots.plot_band_panels(runs, "edit", "epoch", "test_accuracy", hue="batch_size",
+                                 recorded={128: 0.6, 2048: 0.7})
+    live = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(live) == 3 and [ax.get_title() for ax in live] == ["a", "b", "c"]
+    assert all(len(ax.lines) == 4 for ax in live)  # two curves and two recorded lines
+    screen = pd.DataFrame({"batch_size": [128] * 4 + [2048] * 4, "test_accuracy": rng.random(8),
+                           "test_loss": rng.random(8) + 0.1, "optimizer": list("abab") * 2,
+                           "inputs": ["raw", "raw", "scaled", "scaled"] * 2,
+                           "epochs": [1, 2] * 4})
+    axes = plots.plot_scatter_panels(screen, "batch_size", "test_accuracy", "test_loss",
+                                     {128: (0.12, 2.3), 2048: (0.92, 0.28)}, hue="optimizer",
+                                     style="inputs", size="epochs", size_order=[1, 2],
+                                     titles="batch {}", target_label="student")
+    assert [ax.get_title() for ax in axes] == ["batch 128", "batch 2048"]
+    assert axes[0].get_yscale() == "log" and "student" in axes[-1].get_legend_handles_labels()[1]
+    sizes = pd.DataFrame({"n_params": [100, 100, 1000, 1000], "depth": [1, 1, 2, 2],
+                          "val_accuracy": [0.9, 0.91, 0.95, 0.96],
+                          "test_accuracy": [0.9, 0.9, 0.95, 0.95]})
+    axes = plots.plot_size_curves(sizes, "n_params", ["val_accuracy", "test_accuracy"],
+                                  hue="depth", chosen=1000, titles=["validation", "test"])
+    assert [ax.get_title() for ax in axes] == ["validation", "test"]
+    assert axes[0].get_xscale() == "log" and axes[0].get_legend() is None
