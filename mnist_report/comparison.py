@@ -89,11 +89,11 @@ def beaten_checks(fair):
 
 
 def budget_text(beaten, label: str) -> str:
-    """A model's budget verdict for the table: "converged, tuned", or the settings that beat it
-    ("beaten by lr 0.01 (+0.12), 60 epochs (+0.08)")."""
+    """A model's budget verdict for the table: "unbeaten by its checks", or the settings that
+    beat it ("beaten by lr 0.01 (+0.12), 60 epochs (+0.08)")."""
     lost = beaten[beaten.model == label]
     if lost.empty:
-        return "converged, tuned"
+        return "unbeaten by its checks"
     return "beaten by " + ", ".join(
         f"{'lr ' if r['setting changed'] == 'learning rate' else ''}{r.tried:g}"
         f"{' epochs' if r['setting changed'] == 'epochs' else ''} "

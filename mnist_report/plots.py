@@ -177,10 +177,12 @@ def reference_lines(ax, lines: Mapping[str, float], axis: str = "y", styles: Seq
 
 def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", ax=None,
                percent: bool = False, batch_axis: bool = False, ylabel: str | None = None,
-               legend: str = "right", palette=None):
+               legend: str = "right", palette=None, clip: tuple[float, float] | None = None):
     """Curves over x with seed bands: the mean of `y` over rows (seeds) per x and `hue`, with a
-    95 % t interval ("ci") or the min-max range ("range") as a band. `batch_axis`: x is a batch
-    size (log2, one tick each). For curves over batch size, budgets, epochs or levels."""
+    95 % t interval ("ci") or the min-max range ("range") as a band, cut to `clip` (a t interval
+    over few seeds can reach past what `y` can be, e.g. (0, 1) for an accuracy). `batch_axis`: x
+    is a batch size (log2, one tick each). For curves over batch size, budgets, epochs or
+    levels."""
     import seaborn as sns
 
     ax = _axes(ax)
@@ -190,7 +192,9 @@ def plot_bands(data, x: str, y: str, hue: str | None = None, band: str = "ci", a
     for colour, (name, group) in zip(colours, groups, strict=False):
         group = group.sort_values(x)
         ax.plot(group[x], group["mean"], "o-", ms=3, color=colour, label=name)
-        ax.fill_between(group[x], group["low"], group["high"], color=colour, alpha=0.2, lw=0)
+        low, high = (group["low"], group["high"]) if clip is None else (
+            group["low"].clip(*clip), group["high"].clip(*clip))
+        ax.fill_between(group[x], low, high, color=colour, alpha=0.2, lw=0)
     if batch_axis:
         batch_size_axis(ax, sorted(data[x].unique()))
     else:
@@ -402,7 +406,8 @@ def plot_robustness(data, level: str = "level", accuracy: str = "test_accuracy",
                     band: str = "ci"):
     """Robustness curves: accuracy against perturbation level, one panel per perturbation, one
     colour per model across all panels (the same models in each), seed bands; returns the
-    figure. `units` labels each panel's x axis (e.g. {"shift": "pixels"})."""
+    figure. `units` labels each panel's x axis (e.g. {"shift": "pixels"}); bands stop at 0 and
+    100 %."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -413,7 +418,7 @@ def plot_robustness(data, level: str = "level", accuracy: str = "test_accuracy",
                              sharey=True)
     for ax, name in zip(axes[0], panels, strict=True):
         part = data[data[panel] == name]
-        plot_bands(part, level, accuracy, hue=model, band=band, ax=ax, percent=True,
+        plot_bands(part, level, accuracy, hue=model, band=band, ax=ax, percent=True, clip=(0, 1),
                    palette=[colours[m] for m in dict.fromkeys(part[model])])
         ax.get_legend() and ax.get_legend().remove()
         ax.set_title(name)
