@@ -115,12 +115,12 @@ def reproduction_markdown(dense: records.DenseRecord | Mapping[str, Any],
                           cnn: records.CnnRecord | Mapping[str, Any] | None = None) -> str:
     """The reproduction table as Markdown, with the sentence on the batch-size pair (without
     `cnn`: the dense rows only)."""
-    lines = ["| the student's number | source | program | runs | our test accuracy (interval) "
-             "| our test loss (interval) | consistent? |",
+    lines = ["| the student's number | source | program | runs | our test accuracy (95 % "
+             "prediction interval) | our test loss (95 % prediction interval) | consistent? |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in reproduction_table(dense, cnn).itertuples():
         s = STUDENT[r.student]
-        p = "" if r.p != r.p else f", p = {r.p:.2g}"
+        p = "" if r.p != r.p else ", p > 0.99" if r.p > 0.99 else f", p = {r.p:.2g}"
         lines.append(
             f"| {STUDENT_LABELS[r.student]}: {fmt_pct(s['accuracy'])}, loss {s['loss']} | "
             f"{r.source} | {r.configuration} | {r.seeds} | {fmt_pct(r.accuracy)} "
