@@ -306,10 +306,31 @@ class Curves:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunnerCheck:
+    """One run of the standalone runner (student_runner), read as one new run of the engine's."""
+
+    environment: str = doc("`student (runner)` or `project (runner)`")
+    seed: int = doc("its seed")
+    test_accuracy: float = doc("its test accuracy after the last epoch")
+    test_loss: float = doc("its test loss")
+    p: float = doc("the calibrated rule's p against the engine's seeds at that epoch")
+    consistent: bool = doc("inside the engine's 95 % prediction intervals")
+
+
+@dataclass(frozen=True, kw_only=True)
 class StudentCnn:
     """The student's own mnistcnn.py with its fit() active."""
 
     best_match: StudentMatch = doc("the epoch closest to 99.36 % / 0.0219")
+    seeds: int = doc("the engine's seeds")
+    epochs: int = doc("epochs per run (every one scored)")
+    final_accuracy: float = doc("mean test accuracy after the last epoch")
+    final_loss: float = doc("mean test loss after the last epoch")
+    runner: tuple[RunnerCheck, ...] = doc("the runner's runs (the environment control)",
+                                          default=())
+    versions_accuracy_max: float | None = doc(
+        "largest paired |student - project| final test accuracy of the runner (None: one "
+        "environment ran)", default=None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ from .cache import cached, package_versions
 from .config import ROOT, set_seed
 from .models import Net, dense_net, student_cnn
 from .probes import collapse_signature
-from .stats import consistency_row
+from .stats import consistency_row, fmt_pct
 from .student_runner import main as runner_main
 from .training import Recipe
 
@@ -290,6 +290,14 @@ def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[
     return pd.DataFrame(rows).assign(seed=list(seeds))
 
 
+def match_text(match: Mapping[str, Any]) -> str:
+    """A best_match's means and 95 % prediction intervals in words: "99.40 % [99.31 %, 99.49 %],
+    loss 0.0230 [0.0190, 0.0270]"."""
+    (a_low, a_high), (l_low, l_high) = match["accuracy_interval"], match["loss_interval"]
+    return (f"{fmt_pct(match['test_accuracy'])} [{fmt_pct(a_low)}, {fmt_pct(a_high)}], loss "
+            f"{match['test_loss']:.4f} [{l_low:.4f}, {l_high:.4f}]")
+
+
 def program_name(match: Mapping[str, Any]) -> str:
     """A best_match in words: "mnist.py as committed, 5 epochs", "mnist.py with no pixel scaling,
     2 epochs", "mnistcnn.py with fit() active, 12 epochs" (a match whose "program" is
@@ -366,6 +374,44 @@ def control_table(records: Sequence[Mapping[str, Any]]):
              "epoch": e["epoch"], **{m: e[m] for m in METRICS}}
             for r in records for e in r["per_epoch"]]
     return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *METRICS])
+
+
+def runner_against_engine(controls, engine, epoch: int, confidence: float = 0.95):
+    """Each runner run (a `control_table` row per environment and seed) at `epoch` as one new
+    run of the engine's program (`engine`, a `runs_table` of the same program, batch and epoch):
+    its test accuracy and loss, the engine's prediction intervals, p and whether it is
+    consistent (stats.consistency_row). Does the standalone runner, in either environment, draw
+    from the same distribution as the engine's seeds?"""
+    import pandas as pd
+
+    ours = engine[engine.epoch == epoch]
+    rows = []
+    for r in controls[controls.epoch == epoch].itertuples():
+        same = ours[ours.batch_size == r.batch_size]
+        row = consistency_row(same.test_accuracy, same.test_loss, r.test_accuracy, r.test_loss,
+                              confidence)
+        if row is None:
+            raise ValueError(f"the engine has {len(same)} run(s) at batch {r.batch_size}, epoch "
+                             f"{epoch}: at least two are needed to predict a new one")
+        rows.append({"environment": r.environment, "seed": r.seed, "epoch": epoch,
+                     "test_accuracy": r.test_accuracy, "test_loss": r.test_loss, **row})
+    return pd.DataFrame(rows)
+
+
+def cnn_record(table, match: Mapping[str, Any], checks, versions) -> dict[str, Any]:
+    """Chapter 04's `student_program` record (records.StudentCnn) in plain JSON types: the
+    engine's runs (`table`, a runs_table), the epoch closest to the student's number
+    (`best_match`), the runner's runs against the engine (`runner_against_engine`) and the paired
+    effect of the student's versions (`environment_effect`; empty when one environment ran)."""
+    last = table[table.epoch == table.epoch.max()]
+    runner = [{"environment": str(r.environment), "seed": int(r.seed),
+               "test_accuracy": float(r.test_accuracy), "test_loss": float(r.test_loss),
+               "p": float(r.p), "consistent": bool(r.consistent)} for r in checks.itertuples()]
+    return {"best_match": {"program": "mnistcnn.py", **match}, "seeds": int(last.seed.nunique()),
+            "epochs": int(table.epoch.max()), "final_accuracy": float(last.test_accuracy.mean()),
+            "final_loss": float(last.test_loss.mean()), "runner": runner,
+            "versions_accuracy_max": None if versions.empty
+            else float(versions.final_accuracy_max.max())}
 
 
 def environment_effect(controls):

@@ -168,3 +168,68 @@ def test_train_cnn_keys_its_runs_like_the_dense_ones(tmp_path, configured):
     table = student.runs_table(runs, program="mnistcnn.py")
     assert list(runs) == [("fit() active", 64, 0)] and sorted(table.epoch) == [0, 1]
     assert set(table.program) == {"mnistcnn.py"}
+
+
+def _control_record(environment, seed, accuracies, losses, batch=2048):
+    return {"program": "cnn", "batch_size": batch, "seed": seed, "environment": environment,
+            "per_epoch": [{"epoch": e, "val_accuracy": a, "val_loss": loss, "test_accuracy": a,
+                           "test_loss": loss}
+                          for e, (a, loss) in enumerate(zip(accuracies, losses, strict=True))]}
+
+
+def test_environment_effect_pairs_the_environments_by_seed_and_epoch():
+    controls = student.control_table(
+        [_control_record("project", s, [0.1, 0.99], [2.3, 0.03]) for s in range(2)]
+        + [_control_record("student", s, [0.1, 0.99 + 0.001 * (s + 1)], [2.3, 0.03])
+           for s in range(2)])
+    effect = student.environment_effect(controls)
+    assert list(effect.compared) == ["student (runner) - project (runner)"]
+    assert effect.seeds.iloc[0] == 2
+    assert effect.final_accuracy_mean.iloc[0] == pytest.approx(0.0015)
+    assert effect.final_accuracy_max.iloc[0] == pytest.approx(0.002)
+    assert effect.final_loss_max.iloc[0] == pytest.approx(0.0)
+    one = student.control_table([_control_record("project", 0, [0.1, 0.99], [2.3, 0.03])])
+    assert student.environment_effect(one).empty  # one environment: nothing to pair
+
+
+def test_runner_against_engine_reads_each_runner_run_as_one_new_engine_run():
+    rng = np.random.default_rng(1)
+    engine = student.runs_table({("fit() active", 2048, s): _fake_run(
+        [0.1, 0.994 + rng.normal(0, 0.0005)], [2.3, 0.022 + rng.normal(0, 0.001)])
+        for s in range(5)}, program="mnistcnn.py")
+    controls = student.control_table([_control_record("student", 0, [0.1, 0.994], [2.3, 0.022]),
+                                      _control_record("project", 0, [0.1, 0.90], [2.3, 0.30])])
+    table = student.runner_against_engine(controls, engine, epoch=1)
+    assert list(table.environment) == ["student (runner)", "project (runner)"]
+    assert list(table.consistent) == [True, False] and (table.runs == 5).all()
+    with pytest.raises(ValueError, match="at least two"):
+        student.runner_against_engine(controls, engine[engine.seed == 0], epoch=1)
+
+
+def test_the_cnn_record_is_what_chapter_04s_record_declares():
+    from mnist_report import records
+
+    rng = np.random.default_rng(2)
+    engine = student.runs_table({("fit() active", 2048, s): _fake_run(
+        [0.1, 0.994 + rng.normal(0, 0.0005)], [2.3, 0.022 + rng.normal(0, 0.001)])
+        for s in range(3)}, program="mnistcnn.py")
+    match = student.best_match(engine[engine.epoch > 0], {"accuracy": 0.9936, "loss": 0.0219},
+                               2048, first="fit() active")
+    controls = student.control_table([_control_record(e, 0, [0.1, 0.994], [2.3, 0.022])
+                                      for e in ("project", "student")])
+    record = student.cnn_record(engine, match, student.runner_against_engine(
+        controls, engine, 1), student.environment_effect(controls))
+    built = records.build(records.StudentCnn, record)
+    assert built.seeds == 3 and built.epochs == 1 and len(built.runner) == 2
+    assert built.versions_accuracy_max == pytest.approx(0.0)
+    assert built.best_match.program == "mnistcnn.py"
+    one = student.cnn_record(engine, match, student.runner_against_engine(
+        controls[controls.environment == "project (runner)"], engine, 1),
+        student.environment_effect(controls[controls.environment == "project (runner)"]))
+    assert records.build(records.StudentCnn, one).versions_accuracy_max is None
+
+
+def test_match_text_gives_the_means_and_their_intervals():
+    match = {"test_accuracy": 0.994, "accuracy_interval": [0.9931, 0.9949], "test_loss": 0.023,
+             "loss_interval": [0.019, 0.027]}
+    assert student.match_text(match) == "99.40 % [99.31 %, 99.49 %], loss 0.0230 [0.0190, 0.0270]"
