@@ -21,6 +21,7 @@ from mnist_report.analyses import (
     saliency_of,
     scores_on,
     signature_of,
+    temperature_of,
     tsne_2d,
 )
 from mnist_report.cache import (
@@ -247,7 +248,7 @@ __all__ = [
     "ClaimError", "Facts", "fmt",
     "ensemble_accuracy", "feature_maps", "first_layer_change", "first_layer_sample",
     "layer_kernel", "noise_scale_of",
-    "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "tsne_2d",
+    "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "temperature_of", "tsne_2d",
     "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
     "STUDENT", "THRESHOLDS", "ProfileError", "configure", "get_profile", "output_dirs", "pick",
     "rng", "set_seed",

@@ -35,6 +35,16 @@ def scores_on(run, images: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(loss), float(accuracy)
 
 
+@cached
+def temperature_of(run, images: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature scaling of a run fitted on (validation) images: stats.fit_temperature of
+    its predicted probabilities there (dropout and augmentation off). Never fitted on test."""
+    from .stats import fit_temperature
+
+    proba = run.model().predict(images, batch_size=2000, verbose=0)
+    return fit_temperature(proba, labels)
+
+
 def fit_summary(run, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """How well a run fits its training images (`images`, `labels`; dropout off, scores_on)
     against the test set, and where its validation loss bottomed out (chapter 02)."""

@@ -447,15 +447,16 @@ def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray,
 def calibration_scores(proba: np.ndarray, y_true: np.ndarray, bins: int = 15,
                        confidence: float = 0.95, resamples: int = 1000, seed: int = 0
                        ) -> dict[str, float]:
-    """ECE (with a bootstrap interval over test images), negative log-likelihood and Brier
-    score of predicted class probabilities."""
+    """ECE (with a bootstrap interval over test images; none, NaN, with resamples=0), negative
+    log-likelihood and Brier score of predicted class probabilities."""
     proba, y = np.asarray(proba, float), np.asarray(y_true)
     rng = np.random.default_rng(seed)
     eces = []
     for _ in range(resamples):
         pick = rng.integers(0, len(y), len(y))
         eces.append(calibration(proba[pick], y[pick], bins)[1])
-    low, high = np.quantile(eces, [(1 - confidence) / 2, (1 + confidence) / 2])
+    low, high = (np.quantile(eces, [(1 - confidence) / 2, (1 + confidence) / 2]) if eces
+                 else (np.nan, np.nan))
     truth = np.eye(proba.shape[1])[y]
     return {"ece": calibration(proba, y, bins)[1], "ece_low": float(low),
             "ece_high": float(high),

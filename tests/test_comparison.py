@@ -174,3 +174,24 @@ def test_tune_peak_extends_past_an_edge_until_the_best_is_bracketed():
     assert sorted({lr for lr, _ in calls}) == [1e-3, 3e-3, 1e-2, 3e-2]  # stops once bracketed
     edge = comparison.tune_peak(train, [1e-3, 3e-3, 1e-2], [0], [1e-3, 3e-3])
     assert edge["rate"] == 1e-2 and not edge["bracketed"]  # the grid ended at the best
+
+
+def test_the_calibration_table_scores_before_and_after_temperature_scaling():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (4000, 10))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (truth.cumsum(1) > rng.random((4000, 1))).argmax(1)  # labels drawn from softmax(logits)
+    over = [np.exp(k * logits) / np.exp(k * logits).sum(1, keepdims=True) for k in (2.5, 3.0)]
+    table = comparison.calibration_table({"over": over, "fine": [truth, truth]},
+                                         {"over": [2.5, 3.0], "fine": [1.0, 1.0]}, y)
+    row = table.loc["over"]
+    assert row.runs == 2 and row.temperature == pytest.approx(2.75)
+    assert row.overconfidence > 0.05 and row.over_per_error == pytest.approx(
+        row.overconfidence / row.error)
+    assert row.ece_scaled < row.ece / 3 and row.nll_scaled < row.nll
+    assert row.brier_scaled < row.brier and abs(row.overconfidence_scaled) < 0.02
+    fine = table.loc["fine"]
+    assert fine.ece_scaled == pytest.approx(fine.ece) and fine.nll == pytest.approx(
+        stats.calibration_scores(truth, y, resamples=0)["nll"])
+    with pytest.raises(ValueError, match="1 temperatures for 2 runs"):
+        comparison.calibration_table({"over": over}, {"over": [2.5]}, y)
