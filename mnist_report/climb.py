@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from .stats import clopper_pearson, consistency_row, distance, mean_ci, paired_ci
+from .stats import (
+    clopper_pearson,
+    consistency_row,
+    distance,
+    mean_ci,
+    paired_ci,
+    prediction_interval,
+    prediction_p,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Reproductions and the climb
@@ -45,6 +53,34 @@ def reproduction_table(programs: Mapping[str, Sequence], accuracy: float, loss: 
                      "n_params": runs[0].n_params, "images_seen": runs[0].images_seen,
                      "train_seconds": float(np.mean([r.train_seconds for r in runs]))})
     return pd.DataFrame(rows).set_index("program").sort_values("distance")
+
+
+def published_table(programs: Mapping[str, Sequence], published: Mapping[str, float],
+                    epoch: Mapping[str, int] | None = None):
+    """Positive controls: each program's runs against the one figure its authors published,
+    read three ways: the test accuracy after the last epoch (`final`); after `epoch[name]`, the
+    epoch the published log stops at, where one is given (`at_epoch`, else NaN); and the best
+    over the run's snapshots (`best_epoch`), as a reader of a log that prints test accuracy each
+    epoch would report it. For each, the mean over seeds, the 95 % prediction interval for one
+    new run and the p-value of the published figure as that run (stats.prediction_p)."""
+    import pandas as pd
+
+    rows = []
+    for name, runs in programs.items():
+        at = (epoch or {}).get(name)
+        reads = {"final": [r.test_accuracy for r in runs],
+                 "at_epoch": [r.snapshots[at]["test_accuracy"] for r in runs] if at else None,
+                 "best_epoch": [max(s["test_accuracy"] for s in r.snapshots.values())
+                                for r in runs]}
+        row = {"program": name, "published": published[name], "seeds": len(runs),
+               "epochs": runs[0].recipe.epochs, "log_epoch": at or np.nan}
+        for how, values in reads.items():
+            low, high = prediction_interval(values) if values else (np.nan, np.nan)
+            row |= {how: float(np.mean(values)) if values else np.nan, f"{how}_low": low,
+                    f"{how}_high": high,
+                    f"{how}_p": prediction_p(values, published[name]) if values else np.nan}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("program")
 
 
 def snapshot_table(groups: Mapping[str, Sequence], label: str = "program"):

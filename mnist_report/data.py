@@ -174,7 +174,10 @@ def load_mnist(cache_path: Path | str | None = None):
 # The student's split (ts-39/MNIST, mnist.py and mnistcnn.py): scikit-learn's train_test_split of
 # the 60,000 training images into 48,000 for training and 12,000 for validation.
 STUDENT_SPLIT = {"test_size": 0.2, "random_state": 42}
-SPLITS = ("report", "student")
+# Keras's own: fit(validation_split=0.1) validates on the last 10 % of the arrays, in the order
+# load_data() returns them, and trains on the first 54,000 (the Keras examples' positive control).
+KERAS_VALIDATION_SPLIT = 0.1
+SPLITS = ("report", "student", "keras")
 VAL_SIZE = 5000  # held out from the 60,000 training images; the test set is never used to choose
 SPLIT_SEED = 0  # the validation split is the same for every run, whatever the training seed
 
@@ -194,7 +197,9 @@ def mnist_split(scale: bool | Collection[str] = True, flatten: bool = False,
 
     The validation images are a fixed random subset of the training set (SPLIT_SEED), or, with
     split="student", the student's: train_test_split(**STUDENT_SPLIT) of the 60,000 training
-    images (48,000 to train on, 12,000 to validate on, in the order it returns them);
+    images (48,000 to train on, 12,000 to validate on, in the order it returns them), or, with
+    split="keras", Keras's validation_split=0.1: the first 54,000 to train on, the last 6,000 to
+    validate on;
     n_train keeps only the first n_train of the remaining training images, and n_eval the first
     n_eval validation and test images (both for the smoke profile). val_in_train=True trains on
     all the training images, the validation images included (as Keras's examples do).
@@ -208,6 +213,11 @@ def mnist_split(scale: bool | Collection[str] = True, flatten: bool = False,
         if val_in_train:
             raise ValueError("split='student' keeps its 12,000 validation images out of training")
         train_idx, val_idx = train_test_split(np.arange(len(x_train)), **STUDENT_SPLIT)
+    elif split == "keras":
+        if val_in_train:
+            raise ValueError("split='keras' keeps its last 6,000 images out of training")
+        cut = int(np.ceil(len(x_train) * (1 - KERAS_VALIDATION_SPLIT)))
+        train_idx, val_idx = np.arange(cut), np.arange(cut, len(x_train))
     elif split == "report":
         order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
         val_idx, train_idx = order[:val_size], (order if val_in_train else order[val_size:])

@@ -218,3 +218,13 @@ def test_the_student_split_is_scikit_learns_train_test_split_of_the_training_ima
         helpers.mnist_split(split="student", val_in_train=True)
     with pytest.raises(ValueError, match="split must be one of"):
         helpers.Recipe(batch_size=128, epochs=1, split="student", all_train=True)
+
+
+def test_the_keras_split_is_validation_split_0_1_of_the_training_images(mnist):
+    split = helpers.mnist_split(split="keras", flatten=True, scale=False)
+    assert len(split["train"][1]) == 54_000 and len(split["val"][1]) == 6_000
+    assert (split["train"][0] == mnist["x_train"][:54_000].reshape(54_000, 784)).all()
+    assert (split["val"][1] == mnist["y_train"][54_000:]).all()
+    assert len(helpers.mnist_split(split="keras", n_train=100)["train"][1]) == 100
+    with pytest.raises(ValueError, match="last 6,000"):
+        helpers.mnist_split(split="keras", val_in_train=True)
