@@ -134,10 +134,24 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def git_dirty() -> bool | None:
+    """Whether the working tree differs from HEAD in the code that computes results (the
+    package, helpers.py, the notebooks); None outside a git checkout. A results file written
+    from uncommitted code says so beside its `git_commit`, which is then only the parent."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "mnist_report", "helpers.py",
+                              "notebooks"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def save_json(name: str, data: dict[str, Any]) -> Path:
-    """Write `results/<name>.json` as {"results": data, "environment": environment_record()}."""
+    """Write `results/<name>.json` as {"results": data, "environment": environment_record() and
+    `git_dirty`}."""
     path = check_writable(settings().results / f"{name}.json")
-    payload = {"results": jsonable(data), "environment": environment_record()}
+    payload = {"results": jsonable(data),
+               "environment": {**environment_record(), "git_dirty": git_dirty()}}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 

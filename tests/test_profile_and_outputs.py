@@ -105,7 +105,29 @@ def test_save_json_records_results_and_environment(configured, tmp_path):
     env = payload["environment"]
     assert env["profile"] == "smoke" and env["packages"]["numpy"] == np.__version__
     assert env["cpu_count"] >= 1 and env["python"].startswith("3.")
+    assert env["git_dirty"] in (True, False, None) and "git_commit" in env
     assert helpers.load_json("01_probe") == payload["results"]
+
+
+def test_git_dirty_sees_an_uncommitted_change_to_the_code(tmp_path, monkeypatch):
+    import subprocess
+
+    from mnist_report import results
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "helpers.py").write_text("A = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(results, "ROOT", tmp_path)
+    assert results.git_dirty() is False
+    (tmp_path / "helpers.py").write_text("A = 2\n")
+    assert results.git_dirty() is True
+    (tmp_path / "helpers.py").write_text("A = 1\n")
+    (tmp_path / "README.md").write_text("prose only\n")  # not code: still clean
+    assert results.git_dirty() is False
 
 
 def test_image_grid_shows_every_image_once():
