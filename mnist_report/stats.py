@@ -428,6 +428,20 @@ def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: flo
     return float(optimize.brentq(shortfall, 0.0, upper) * scale)
 
 
+def detectable_from_interval(low: float, high: float, n: int, confidence: float = 0.95,
+                             paired: bool = True, power: float = 0.8) -> float:
+    """minimum_detectable_effect for a t-interval already reported as (low, high) over n seeds
+    (paired: n pairs; else two groups of n): the standard deviation is recovered from the
+    interval's half-width, half = t * sd / sqrt(n) (paired) or t * sd * sqrt(2 / n)."""
+    from scipy import stats
+
+    df = n - 1 if paired else 2 * n - 2
+    half = (high - low) / 2
+    sd = half / stats.t.ppf((1 + confidence) / 2, df) / (1 / np.sqrt(n) if paired
+                                                         else np.sqrt(2 / n))
+    return minimum_detectable_effect(sd, n, alpha=1 - confidence, power=power, paired=paired)
+
+
 def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray,
                           confidence: float = 0.95, resamples: int = 5000,
                           seed: int = 0) -> dict[str, float]:

@@ -298,3 +298,18 @@ def test_fisher_power_is_exact_and_the_detectable_difference_is_its_inverse():
     assert helpers.fisher_power(0.0, d, 20, 20) >= 0.8 > helpers.fisher_power(0.0, d - 0.01, 20, 20)
     assert d == helpers.fisher_detectable(1.0, 20, 20)  # the floors mirror each other
     assert helpers.fisher_detectable(0.5, 20, 20) > d  # hardest in the middle
+
+
+def test_the_detectable_effect_of_a_reported_interval_is_that_of_its_runs():
+    rng = np.random.default_rng(3)
+    diffs = rng.normal(0.001, 0.002, 3)
+    low, high = helpers.paired_ci(np.zeros(3), diffs)[1:]
+    assert helpers.detectable_from_interval(low, high, 3) == pytest.approx(
+        helpers.minimum_detectable_effect(np.std(diffs, ddof=1), 3))
+    a, b = rng.normal(0, 0.002, 5), rng.normal(0, 0.002, 5)
+    sd = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 8) * sd * np.sqrt(2 / 5)
+    assert helpers.detectable_from_interval(-half, half, 5, paired=False) == pytest.approx(
+        helpers.minimum_detectable_effect(sd, 5, paired=False))
