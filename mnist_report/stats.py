@@ -409,9 +409,12 @@ def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: flo
                               paired: bool = True) -> float:
     """The smallest true difference a two-sided t test detects with probability `power` at level
     `alpha`: paired (sd of the differences, n pairs), or two independent groups of n each with
-    a common sd. Exact, from the noncentral t distribution."""
+    a common sd. Exact, from the noncentral t distribution. NaN where no test is possible (one
+    run, or a spread that is not finite)."""
     from scipy import optimize, stats
 
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
     df = n - 1 if paired else 2 * n - 2
     scale = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
     critical = stats.t.ppf(1 - alpha / 2, df)

@@ -313,3 +313,8 @@ def test_the_detectable_effect_of_a_reported_interval_is_that_of_its_runs():
     half = stats.t.ppf(0.975, 8) * sd * np.sqrt(2 / 5)
     assert helpers.detectable_from_interval(-half, half, 5, paired=False) == pytest.approx(
         helpers.minimum_detectable_effect(sd, 5, paired=False))
+
+
+def test_no_detectable_effect_without_a_spread():
+    assert math.isnan(helpers.minimum_detectable_effect(0.01, 1))
+    assert math.isnan(helpers.minimum_detectable_effect(float("nan"), 5, paired=False))
