@@ -28,6 +28,7 @@ from .stats import (
     paired_ci,
     pareto_front,
     scale_temperature,
+    signed,
     test_sampling_interval,
     welch_p,
 )
@@ -99,7 +100,7 @@ def budget_text(beaten, label: str) -> str:
     return "beaten by " + ", ".join(
         f"{'lr ' if r['setting changed'] == 'learning rate' else ''}{r.tried:g}"
         f"{' epochs' if r['setting changed'] == 'epochs' else ''} "
-        f"({r['difference (points)']:+.2f})" for _, r in lost.iterrows())
+        f"({signed(r['difference (points)'])})" for _, r in lost.iterrows())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ each claim checked where it is made and again against the committed results.
     facts.save()                                              # results/01_data_exploration.json
 
 - **Formats** (`{name:spec}`): `pct` ("98.52 %"), `pct1` ("98.5 %"), `pct0` ("99 %"), `pts` (a
-  signed difference in percentage points, "+0.60"), `points` (unsigned, one decimal, "1.3"),
+  signed difference in percentage points, "+0.60" or "−0.21", with a true minus sign), `spct`
+  and `spct0` (a signed difference in percent, "+1.23 %", "−4 %"), `points` (unsigned, one
+  decimal, "1.3"),
   `points0` and `points2` (unsigned, whole points "32", two decimals "0.09"), `int` ("55,000"),
   `num` (four significant digits), `p` (a p-value, "0.003" or "< 0.001"), `list` and `semilist`
   (items joined by ", " or "; ");
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import THRESHOLDS, settings
-from .stats import fmt_pct
+from .stats import fmt_pct, signed, signed_pct
 
 
 class ClaimError(AssertionError):
@@ -52,7 +54,9 @@ FORMATS = {
     "pct": fmt_pct,
     "pct1": lambda v: fmt_pct(v, 1),
     "pct0": lambda v: fmt_pct(v, 0),
-    "pts": lambda v: f"{100 * v:+.2f}",
+    "pts": lambda v: signed(100 * v),
+    "spct": signed_pct,
+    "spct0": lambda v: signed_pct(v, 0),
     "int": lambda v: f"{int(round(v)):,}",
     "num": lambda v: f"{v:,.4g}",
     "p": _p_value,

@@ -322,6 +322,19 @@ def most_confused(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5):
             .head(k).reset_index(drop=True))
 
 
+MINUS = "\u2212"  # a true minus sign for signed numbers in prose and tables ("−0.21")
+
+
+def signed(value: float, digits: int = 2) -> str:
+    """A signed number with a true minus sign: 0.6 -> "+0.60", -0.21 -> "−0.21"."""
+    return f"{value:+.{digits}f}".replace("-", MINUS)
+
+
+def signed_pct(p: float, digits: int = 2) -> str:
+    """A signed difference of proportions in percent: 0.0123 -> "+1.23 %", "−0.40 %"."""
+    return f"{signed(100 * p, digits)} %"
+
+
 def fmt_pct(p: float, digits: int = 2) -> str:
     """0.9871 -> '98.71 %'."""
     return f"{100 * p:.{digits}f} %"

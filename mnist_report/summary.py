@@ -15,7 +15,7 @@ from typing import Any
 
 from . import records
 from .config import ROOT, STUDENT
-from .stats import fmt_pct, interval_text
+from .stats import fmt_pct, interval_text, signed
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
@@ -178,7 +178,7 @@ def verdict_markdown(verdicts) -> str:
 
 
 def _pts(ci) -> str:
-    return f"{100 * ci[0]:+.2f} points [{100 * ci[1]:+.2f}, {100 * ci[2]:+.2f}]"
+    return f"{signed(100 * ci[0])} points [{signed(100 * ci[1])}, {signed(100 * ci[2])}]"
 
 
 def verdicts(dense: records.DenseRecord | Mapping[str, Any],
@@ -211,8 +211,8 @@ def verdicts(dense: records.DenseRecord | Mapping[str, Any],
          f"{matches['batch2048'].name} at batch 2048; 12.63 % is best accounted for by "
          f"{matches['batch128'].name}; {both} (chapter 02). Trained until validation "
          f"stops improving, with the learning rate tuned per batch size, batch 128 minus batch "
-         f"2048 is {100 * gap.mean:+.2f} points (95 % t-interval over {conv.seeds} seeds "
-         f"{100 * gap.ci95[0]:+.2f} to {100 * gap.ci95[1]:+.2f}; chapter 03). Large "
+         f"2048 is {signed(100 * gap.mean)} points (95 % t-interval over {conv.seeds} seeds "
+         f"{signed(100 * gap.ci95[0])} to {signed(100 * gap.ci95[1])}; chapter 03). Large "
          "differences appear only under fixed budgets of epochs or steps, which favour one side "
          "by construction."},
         {"claim": "CNNs beat dense networks.",

@@ -83,3 +83,11 @@ def test_every_committed_claim_holds_for_the_committed_results():
             checked += len(results["claims"])
     assert checked >= 5  # chapter 01 states five; more as chapters move to facts
     assert facts_module.FORMATS["pct"](0.5) == "50.00 %"
+
+
+def test_signed_formats_use_a_true_minus_sign():
+    f = Facts("09_test")
+    f.add(drop=-0.0021, gain=0.006, change=-0.0123)
+    assert f.text("{drop:pts}, {gain:pts}, {change:spct}, {change:spct0}") == (
+        "\u22120.21, +0.60, \u22121.23 %, \u22121 %")
+    assert "-" not in f.text("{drop:pts}")

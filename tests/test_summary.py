@@ -84,7 +84,8 @@ def test_the_cnn_gets_the_students_own_row_once_chapter_04_records_it():
     match = {"program": "mnistcnn.py", "edit": "fit() active", "epoch": 12, "runs": 5,
              "test_accuracy": 0.9930, "accuracy_interval": [0.9910, 0.9950],
              "test_loss": 0.025, "loss_interval": [0.020, 0.030], "p": 0.3, "consistent": True}
-    cnn["student_program"] = {"best_match": match}
+    cnn["student_program"] = {"best_match": match, "seeds": 5, "epochs": 100,
+                              "final_accuracy": 0.994, "final_loss": 0.023}
     rows = summary.reproduction_table(dense, cnn)
     own = rows[(rows.student == "cnn") & (rows.source == "the student's program")].iloc[0]
     assert own.configuration == "mnistcnn.py with fit() active, 12 epochs"
