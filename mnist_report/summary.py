@@ -211,8 +211,9 @@ def verdicts(dense: records.DenseRecord | Mapping[str, Any],
          f"{matches['batch2048'].name} at batch 2048; 12.63 % is best accounted for by "
          f"{matches['batch128'].name}; {both} (chapter 02). Trained until validation "
          f"stops improving, with the learning rate tuned per batch size, batch 128 minus batch "
-         f"2048 is {signed(100 * gap.mean)} points (95 % t-interval over {conv.seeds} seeds "
-         f"{signed(100 * gap.ci95[0])} to {signed(100 * gap.ci95[1])}; chapter 03). Large "
+         f"2048 is {signed(100 * gap.mean)} points [{signed(100 * gap.ci95[0])}, "
+         f"{signed(100 * gap.ci95[1])}] (95 % t-interval over {conv.seeds} seeds; chapter 03). "
+         "Large "
          "differences appear only under fixed budgets of epochs or steps, which favour one side "
          "by construction."},
         {"claim": "CNNs beat dense networks.",
