@@ -9,6 +9,7 @@ from typing import Any
 
 from mnist_report import climb, comparison, records, search, student
 from mnist_report.analyses import (
+    calibration_of,
     ensemble_accuracy,
     feature_maps,
     first_layer_change,
@@ -21,7 +22,6 @@ from mnist_report.analyses import (
     saliency_of,
     scores_on,
     signature_of,
-    temperature_of,
     tsne_2d,
 )
 from mnist_report.cache import (
@@ -209,6 +209,7 @@ from mnist_report.stats import (
     signed_pct,
     simulated_pass_rate,
     standardised_difference,
+    temperature_calibration,
     test_sampling_interval,
     welch_p,
     wilson_interval,
@@ -249,9 +250,9 @@ def __getattr__(name: str) -> Any:  # the active settings, read when asked (PEP 
 
 __all__ = [
     "ClaimError", "Facts", "fmt",
-    "ensemble_accuracy", "feature_maps", "first_layer_change", "first_layer_sample",
-    "layer_kernel", "noise_scale_of",
-    "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "temperature_of", "tsne_2d",
+    "calibration_of", "ensemble_accuracy", "feature_maps", "first_layer_change",
+    "first_layer_sample", "layer_kernel", "noise_scale_of",
+    "noisy_accuracy", "saliency_of", "scores_on", "signature_of", "tsne_2d",
     "cached", "code_fingerprint", "COMMITTED_FIGURES", "COMMITTED_RESULTS", "DATA", "ROOT", "SEED",
     "STUDENT", "THRESHOLDS", "ProfileError", "configure", "get_profile", "output_dirs", "pick",
     "rng", "set_seed",
@@ -273,7 +274,7 @@ __all__ = [
     "load_predictions", "load_table", "require_results", "save_json", "save_predictions",
     "save_table", "calibration", "calibration_scores", "converged", "fit_temperature",
     "detectable_from_interval", "minimum_detectable_effect", "paired_bootstrap_diff", "paired_ci",
-    "scale_temperature", "signed", "signed_pct",
+    "scale_temperature", "signed", "signed_pct", "temperature_calibration",
     "central_range", "clopper_pearson", "confusion_matrix",
     "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "outcome", "fmt_pct",
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",

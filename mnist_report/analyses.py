@@ -36,13 +36,18 @@ def scores_on(run, images: np.ndarray, labels: np.ndarray) -> tuple[float, float
 
 
 @cached
-def temperature_of(run, images: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature scaling of a run fitted on (validation) images: stats.fit_temperature of
-    its predicted probabilities there (dropout and augmentation off). Never fitted on test."""
-    from .stats import fit_temperature
+def calibration_of(run, val_images: np.ndarray, val_labels: np.ndarray,
+                   test_images: np.ndarray, test_labels: np.ndarray) -> dict[str, float]:
+    """stats.temperature_calibration of a run: its temperature fitted on the validation images
+    (never on test), and its test calibration before and after scaling, all from its float32
+    predictions (dropout and augmentation off)."""
+    from .stats import temperature_calibration
 
-    proba = run.model().predict(images, batch_size=2000, verbose=0)
-    return fit_temperature(proba, labels)
+    model = run.model()
+    return temperature_calibration(model.predict(val_images, batch_size=2000, verbose=0),
+                                   val_labels,
+                                   model.predict(test_images, batch_size=2000, verbose=0),
+                                   test_labels)
 
 
 def fit_summary(run, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -17,7 +17,6 @@ import numpy as np
 
 from .stats import (
     calibration,
-    calibration_scores,
     diff_ci,
     fmt_pct,
     holm,
@@ -27,7 +26,6 @@ from .stats import (
     minimum_detectable_effect,
     paired_ci,
     pareto_front,
-    scale_temperature,
     signed,
     test_sampling_interval,
     welch_p,
@@ -245,33 +243,19 @@ def overconfidence(probas: Sequence[np.ndarray], labels: np.ndarray) -> float:
     return float(np.mean([p.max(1).mean() - (p.argmax(1) == labels).mean() for p in probas]))
 
 
-def calibration_table(probas: Mapping[str, Sequence[np.ndarray]],
-                      temperatures: Mapping[str, Sequence[float]], labels: np.ndarray):
-    """Calibration of each model's runs on the test images, before and after temperature
-    scaling (one temperature per run, fitted on validation: analyses.temperature_of), each the
-    mean over runs: error rate, overconfidence (mean confidence - accuracy) and its ratio to the
-    error rate, ECE, negative log-likelihood and Brier score; `_scaled` after scaling."""
+def calibration_table(runs: Mapping[str, Sequence[Mapping[str, float]]]):
+    """Each model's calibration (one stats.temperature_calibration record per run, e.g. from
+    analyses.calibration_of), the mean over its runs: the temperature, the error rate, the
+    overconfidence and its ratio to the error rate (NaN without errors), and the ECE, NLL and
+    Brier score before and after temperature scaling (`_scaled`)."""
     import pandas as pd
 
     rows = []
-    for label, runs in probas.items():
-        temps = list(temperatures[label])
-        if len(temps) != len(runs):
-            raise ValueError(f"{label}: {len(temps)} temperatures for {len(runs)} runs")
-        before = [calibration_scores(p, labels, resamples=0) for p in runs]
-        after = [calibration_scores(scale_temperature(p, t), labels, resamples=0)
-                 for p, t in zip(runs, temps, strict=True)]
-        error = 1 - np.mean([(np.asarray(p).argmax(1) == labels).mean() for p in runs])
-        over = overconfidence(runs, labels)
-        rows.append({"model": label, "runs": len(runs), "error": float(error),
-                     "overconfidence": over, "over_per_error": over / error,
-                     "temperature": float(np.mean(temps)),
-                     **{k: float(np.mean([b[k] for b in before])) for k in ("ece", "nll", "brier")},
-                     **{f"{k}_scaled": float(np.mean([a[k] for a in after]))
-                        for k in ("ece", "nll", "brier")},
-                     "overconfidence_scaled": overconfidence(
-                         [scale_temperature(p, t) for p, t in zip(runs, temps, strict=True)],
-                         labels)})
+    for label, records in runs.items():
+        mean = pd.DataFrame(list(records)).mean()
+        rows.append({"model": label, "runs": len(records), **mean.to_dict(),
+                     "over_per_error": mean.overconfidence / mean.error if mean.error > 0
+                     else np.nan})
     return pd.DataFrame(rows).set_index("model")
 
 

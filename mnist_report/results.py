@@ -134,21 +134,49 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def git_dirty() -> bool | None:
-    """Whether the working tree differs from HEAD in the code that computes results (the
-    package, helpers.py, the notebooks); None outside a git checkout. A results file written
-    from uncommitted code says so beside its `git_commit`, which is then only the parent."""
+CODE_PATHS = ("mnist_report", "helpers.py")  # code that computes results, besides the notebooks
+
+
+def git_dirty() -> list[str] | None:
+    """The files whose code differs from HEAD (the package and helpers.py as files, each
+    notebook by its code cells' sources, so executed outputs do not count); empty when the code
+    that computes results is committed, None outside a git checkout. A results file records it
+    beside `git_commit`, which is then only the parent of the code that wrote it."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10)
+
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", "mnist_report", "helpers.py",
-                              "notebooks"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        changed = git("status", "--porcelain", "--", *CODE_PATHS, "notebooks")
+        if changed.returncode != 0:
+            return None
+        dirty = []
+        for line in changed.stdout.splitlines():
+            path = line[3:].strip().split(" -> ")[-1]
+            if not path.endswith(".ipynb"):
+                dirty.append(path)
+                continue
+            head = git("show", f"HEAD:{path}")
+            now = (ROOT / path).read_text() if (ROOT / path).exists() else ""
+            if head.returncode != 0 or _code_cells(head.stdout) != _code_cells(now):
+                dirty.append(path)
+        return sorted(dirty)
     except (OSError, subprocess.SubprocessError):
         return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def _code_cells(text: str) -> list[str]:
+    """A notebook's code-cell sources (empty for text that is not a notebook)."""
+    try:
+        cells = json.loads(text).get("cells", [])
+    except ValueError:
+        return []
+    return ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
 
 
 def save_json(name: str, data: dict[str, Any]) -> Path:
     """Write `results/<name>.json` as {"results": data, "environment": environment_record() and
-    `git_dirty`}."""
+    `git_dirty`, the files whose code differed from HEAD}."""
     path = check_writable(settings().results / f"{name}.json")
     payload = {"results": jsonable(data),
                "environment": {**environment_record(), "git_dirty": git_dirty()}}

@@ -326,7 +326,10 @@ MINUS = "\u2212"  # a true minus sign for signed numbers in prose and tables ("�
 
 
 def signed(value: float, digits: int = 2) -> str:
-    """A signed number with a true minus sign: 0.6 -> "+0.60", -0.21 -> "−0.21"."""
+    """A signed number with a true minus sign: 0.6 -> "+0.60", -0.21 -> "−0.21"; a value that
+    rounds to zero prints "+0.00", whatever its sign."""
+    if round(value, digits) == 0:
+        value = 0.0
     return f"{value:+.{digits}f}".replace("-", MINUS)
 
 
@@ -448,7 +451,9 @@ def detectable_from_interval(low: float, high: float, n: int, confidence: float 
                              paired: bool = True, power: float = 0.8) -> float:
     """minimum_detectable_effect for a t-interval already reported as (low, high) over n seeds
     (paired: n pairs; else two groups of n): the standard deviation is recovered from the
-    interval's half-width, half = t * sd / sqrt(n) (paired) or t * sd * sqrt(2 / n)."""
+    interval's half-width, half = t * sd / sqrt(n) (paired) or t * sd * sqrt(2 / n) (two groups
+    with a pooled sd and 2n - 2 degrees of freedom; a Welch interval, with fewer, would overstate
+    the sd a little)."""
     from scipy import stats
 
     df = n - 1 if paired else 2 * n - 2
@@ -509,6 +514,24 @@ def fit_temperature(proba: np.ndarray, y_true: np.ndarray) -> float:
         return float(-log_p[np.arange(len(y)), y].mean())
 
     return float(np.exp(optimize.minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def temperature_calibration(val_proba: np.ndarray, val_labels: np.ndarray,
+                            test_proba: np.ndarray, test_labels: np.ndarray) -> dict[str, float]:
+    """One run's calibration on the test images before and after temperature scaling, the
+    temperature fitted on the validation images only (fit_temperature): the fitted temperature,
+    the test error rate, and the overconfidence (mean top-class confidence - accuracy), ECE, NLL
+    and Brier score before and after (`_scaled`)."""
+    temperature = fit_temperature(val_proba, val_labels)
+    y = np.asarray(test_labels)
+    out = {"temperature": temperature,
+           "error": float(1 - (np.asarray(test_proba).argmax(1) == y).mean())}
+    for suffix, proba in (("", np.asarray(test_proba, float)),
+                          ("_scaled", scale_temperature(test_proba, temperature))):
+        scores = calibration_scores(proba, y, resamples=0)
+        out |= {f"{k}{suffix}": scores[k] for k in ("ece", "nll", "brier")}
+        out[f"overconfidence{suffix}"] = float(proba.max(1).mean() - (proba.argmax(1) == y).mean())
+    return out
 
 
 def scale_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:

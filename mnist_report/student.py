@@ -291,8 +291,8 @@ def match_signatures(match: Mapping[str, Any], batch_size: int, seeds: Sequence[
 
 
 def match_text(match: Mapping[str, Any]) -> str:
-    """A best_match's means and 95 % prediction intervals in words: "99.40 % [99.31 %, 99.49 %],
-    loss 0.0230 [0.0190, 0.0270]"."""
+    """A best_match's means and prediction intervals in words (the calibrated rule's: 97.5 % per
+    metric, 95 % for the pair): "99.40 % [99.31 %, 99.49 %], loss 0.0230 [0.0190, 0.0270]"."""
     (a_low, a_high), (l_low, l_high) = match["accuracy_interval"], match["loss_interval"]
     return (f"{fmt_pct(match['test_accuracy'])} [{fmt_pct(a_low)}, {fmt_pct(a_high)}], loss "
             f"{match['test_loss']:.4f} [{l_low:.4f}, {l_high:.4f}]")
@@ -384,7 +384,13 @@ def runner_against_engine(controls, engine, epoch: int, confidence: float = 0.95
     from the same distribution as the engine's seeds?"""
     import pandas as pd
 
+    programs = engine[["program", "edit"]].drop_duplicates()
+    if len(programs) != 1:
+        raise ValueError(f"the engine's table holds {len(programs)} programs; pass one program's "
+                         "runs")
     ours = engine[engine.epoch == epoch]
+    if controls[controls.epoch == epoch].empty:
+        raise ValueError(f"the runner has no scores after epoch {epoch}")
     rows = []
     for r in controls[controls.epoch == epoch].itertuples():
         same = ours[ours.batch_size == r.batch_size]

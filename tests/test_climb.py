@@ -179,17 +179,17 @@ def test_climb_record_keys_rows_by_budget_and_gives_gains_past_the_first_row():
     assert record["r1 | 15 epochs"]["val_accuracy"] == 0.995
 
 
-def test_the_published_table_reads_final_log_epoch_and_best_epoch():
+def test_the_published_table_reads_the_last_epoch_and_where_a_log_shows_test_the_best():
     def run(curve):
         snaps = {e: {"test_accuracy": a} for e, a in enumerate(curve, 1)}
         return SimpleNamespace(test_accuracy=curve[-1], snapshots=snaps,
                                recipe=SimpleNamespace(epochs=len(curve)))
 
     runs = [run([0.98, 0.992 + d, 0.990 + d]) for d in (0.0, 0.0004, 0.0008, 0.0002, 0.0006)]
-    table = climb.published_table({"a": runs, "b": runs}, {"a": 0.9922, "b": 0.9999}, {"a": 2})
+    table = climb.published_table({"a": runs, "b": runs}, {"a": 0.9922, "b": 0.9922},
+                                  log_reports_test=["a"])
     a, b = table.loc["a"], table.loc["b"]
-    assert a.final == pytest.approx(0.9904) and a.at_epoch == pytest.approx(0.9924)
-    assert a.best_epoch == pytest.approx(0.9924) and a.log_epoch == 2 and a.epochs == 3
-    assert a.final_p < 0.05 < a.at_epoch_p  # 99.22 % is no final run's, but an epoch-2 run's
-    assert a.final_low < a.final < a.final_high
-    assert np.isnan(b.at_epoch) and np.isnan(b.at_epoch_p) and b.best_epoch_p < 0.05
+    assert a.final == pytest.approx(0.9904) and a.best_epoch == pytest.approx(0.9924)
+    assert a.epochs == 3 and a.seeds == 5 and a.final_low < a.final < a.final_high
+    assert a.final_p < 0.05 < a.best_epoch_p  # 99.22 % is no last epoch's, but a best epoch's
+    assert np.isnan(b.best_epoch) and np.isnan(b.best_epoch_p) and b.final_p == a.final_p

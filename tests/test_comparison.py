@@ -176,22 +176,32 @@ def test_tune_peak_extends_past_an_edge_until_the_best_is_bracketed():
     assert edge["rate"] == 1e-2 and not edge["bracketed"]  # the grid ended at the best
 
 
-def test_the_calibration_table_scores_before_and_after_temperature_scaling():
+def test_temperature_calibration_fits_on_validation_and_the_table_averages_runs():
     rng = np.random.default_rng(0)
-    logits = rng.normal(0, 1.5, (4000, 10))
-    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    y = (truth.cumsum(1) > rng.random((4000, 1))).argmax(1)  # labels drawn from softmax(logits)
-    over = [np.exp(k * logits) / np.exp(k * logits).sum(1, keepdims=True) for k in (2.5, 3.0)]
-    table = comparison.calibration_table({"over": over, "fine": [truth, truth]},
-                                         {"over": [2.5, 3.0], "fine": [1.0, 1.0]}, y)
-    row = table.loc["over"]
-    assert row.runs == 2 and row.temperature == pytest.approx(2.75)
-    assert row.overconfidence > 0.05 and row.over_per_error == pytest.approx(
-        row.overconfidence / row.error)
-    assert row.ece_scaled < row.ece / 3 and row.nll_scaled < row.nll
-    assert row.brier_scaled < row.brier and abs(row.overconfidence_scaled) < 0.02
-    fine = table.loc["fine"]
-    assert fine.ece_scaled == pytest.approx(fine.ece) and fine.nll == pytest.approx(
-        stats.calibration_scores(truth, y, resamples=0)["nll"])
-    with pytest.raises(ValueError, match="1 temperatures for 2 runs"):
-        comparison.calibration_table({"over": over}, {"over": [2.5]}, y)
+
+    def draw(n, factor):  # labels drawn from softmax(logits); predictions factor times too sharp
+        logits = rng.normal(0, 1.5, (n, 10))
+        truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        y = (truth.cumsum(1) > rng.random((n, 1))).argmax(1)
+        sharp = np.exp(factor * logits)
+        return sharp / sharp.sum(1, keepdims=True), y
+
+    (val, y_val), (test, y_test) = draw(4000, 3.0), draw(4000, 3.0)
+    over = stats.temperature_calibration(val, y_val, test, y_test)
+    assert over["temperature"] == pytest.approx(3.0, rel=0.1)  # fitted on validation
+    assert over["ece_scaled"] < over["ece"] / 3 and over["nll_scaled"] < over["nll"]
+    assert over["brier_scaled"] < over["brier"] and over["overconfidence"] > 0.05
+    assert abs(over["overconfidence_scaled"]) < 0.02
+    assert over["error"] == pytest.approx(1 - (test.argmax(1) == y_test).mean())
+    (val_fine, y_fine), _ = draw(4000, 1.0), None
+    wrong = stats.temperature_calibration(val_fine, y_fine, test, y_test)  # validation unlike test
+    assert wrong["temperature"] == pytest.approx(1.0, abs=0.1) and wrong["nll_scaled"] > over[
+        "nll_scaled"]
+    table = comparison.calibration_table({"over": [over, wrong],
+                                          "perfect": [{**over, "error": 0.0}]})
+    assert table.loc["over", "runs"] == 2
+    assert table.loc["over", "temperature"] == pytest.approx(
+        (over["temperature"] + wrong["temperature"]) / 2)
+    assert table.loc["over", "over_per_error"] == pytest.approx(
+        table.loc["over", "overconfidence"] / table.loc["over", "error"])
+    assert np.isnan(table.loc["perfect", "over_per_error"])  # no errors: no ratio

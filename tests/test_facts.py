@@ -91,3 +91,4 @@ def test_signed_formats_use_a_true_minus_sign():
     assert f.text("{drop:pts}, {gain:pts}, {change:spct}, {change:spct0}") == (
         "\u22120.21, +0.60, \u22121.23 %, \u22121 %")
     assert "-" not in f.text("{drop:pts}")
+    assert helpers.signed(-0.001) == "+0.00" == helpers.signed(0.0)

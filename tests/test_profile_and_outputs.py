@@ -105,11 +105,12 @@ def test_save_json_records_results_and_environment(configured, tmp_path):
     env = payload["environment"]
     assert env["profile"] == "smoke" and env["packages"]["numpy"] == np.__version__
     assert env["cpu_count"] >= 1 and env["python"].startswith("3.")
-    assert env["git_dirty"] in (True, False, None) and "git_commit" in env
+    assert env["git_dirty"] is None or isinstance(env["git_dirty"], list)
+    assert "git_commit" in env
     assert helpers.load_json("01_probe") == payload["results"]
 
 
-def test_git_dirty_sees_an_uncommitted_change_to_the_code(tmp_path, monkeypatch):
+def test_git_dirty_names_code_that_differs_from_head_and_ignores_outputs(tmp_path, monkeypatch):
     import subprocess
 
     from mnist_report import results
@@ -117,17 +118,27 @@ def test_git_dirty_sees_an_uncommitted_change_to_the_code(tmp_path, monkeypatch)
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
-    git("init", "-q")
+    def notebook(code, output):
+        return json.dumps({"cells": [{"cell_type": "markdown", "source": ["# title"]},
+                                     {"cell_type": "code", "source": [code],
+                                      "outputs": [{"text": output}]}]})
+
+    (tmp_path / "notebooks").mkdir()
     (tmp_path / "helpers.py").write_text("A = 1\n")
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text(notebook("x = 1", "old"))
+    git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
     monkeypatch.setattr(results, "ROOT", tmp_path)
-    assert results.git_dirty() is False
+    assert results.git_dirty() == []
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text(notebook("x = 1", "new outputs"))
+    (tmp_path / "README.md").write_text("prose only\n")
+    assert results.git_dirty() == []  # executed outputs and prose are not code
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text(notebook("x = 2", "new outputs"))
     (tmp_path / "helpers.py").write_text("A = 2\n")
-    assert results.git_dirty() is True
-    (tmp_path / "helpers.py").write_text("A = 1\n")
-    (tmp_path / "README.md").write_text("prose only\n")  # not code: still clean
-    assert results.git_dirty() is False
+    assert results.git_dirty() == ["helpers.py", "notebooks/01_a.ipynb"]
+    monkeypatch.setattr(results, "ROOT", tmp_path / "notebooks" / "not_a_repo")
+    assert results.git_dirty() is None
 
 
 def test_image_grid_shows_every_image_once():

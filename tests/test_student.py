@@ -1,6 +1,7 @@
 """The student's programs as recipes (mnist_report/student.py)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import helpers
@@ -204,6 +205,11 @@ def test_runner_against_engine_reads_each_runner_run_as_one_new_engine_run():
     assert list(table.consistent) == [True, False] and (table.runs == 5).all()
     with pytest.raises(ValueError, match="at least two"):
         student.runner_against_engine(controls, engine[engine.seed == 0], epoch=1)
+    with pytest.raises(ValueError, match="no scores after epoch 7"):
+        student.runner_against_engine(controls, engine, epoch=7)
+    with pytest.raises(ValueError, match="2 programs"):
+        student.runner_against_engine(controls, pd.concat([engine, engine.assign(edit="other")]),
+                                      epoch=1)
 
 
 def test_the_cnn_record_is_what_chapter_04s_record_declares():
