@@ -119,7 +119,7 @@ class StudentMatch:
     p: float = doc("the calibrated rule's combined p-value")
     consistent: bool = doc("both recorded numbers inside their intervals")
     also_consistent: tuple[str, ...] = doc("other edits consistent at some epoch", default=())
-    epochs: str = doc("the epochs at which it is consistent, e.g. `5-6`", default="")
+    epochs: str = doc("the epochs at which it is consistent, e.g. `5–6`", default="")
     program: str = doc("the program's file", default="mnist.py")
 
     @property

@@ -196,14 +196,14 @@ def epoch_tests(table, recorded: Mapping[str, float], by: Sequence[str] = ("edit
 
 
 def epoch_ranges(epochs: Sequence[int]) -> str:
-    """Epochs as ranges: [4, 5, 6, 9] -> "4-6, 9"; none -> "none"."""
+    """Epochs as ranges (an en dash): [4, 5, 6, 9] -> "4–6, 9"; none -> "none"."""
     epochs, parts = sorted(int(e) for e in epochs), []
     for e in epochs:
         if parts and e == parts[-1][1] + 1:
             parts[-1][1] = e
         else:
             parts.append([e, e])
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts) or "none"
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts) or "none"
 
 
 def consistency(table, recorded: Mapping[int, Mapping[str, float]],

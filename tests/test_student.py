@@ -102,7 +102,7 @@ def test_epoch_tests_find_the_epochs_whose_seed_distribution_holds_a_recorded_nu
     assert list(tests.epoch[tests.consistent]) == [1]
     assert (tests.runs == 10).all() and tests.p.between(0, 1).all()
     assert student.epoch_ranges(tests.epoch[tests.consistent]) == "1"
-    assert student.epoch_ranges([]) == "none" and student.epoch_ranges([3, 4, 5, 8]) == "3-5, 8"
+    assert student.epoch_ranges([]) == "none" and student.epoch_ranges([3, 4, 5, 8]) == "3–5, 8"
 
 
 def test_outcome_tells_diverged_collapsed_and_trained_runs_apart():
