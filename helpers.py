@@ -175,6 +175,7 @@ from mnist_report.scaling import (
     two_regimes,
 )
 from mnist_report.stats import (
+    MINUS,
     calibration,
     calibration_scores,
     central_range,
@@ -274,7 +275,7 @@ __all__ = [
     "load_predictions", "load_table", "require_results", "save_json", "save_predictions",
     "save_table", "calibration", "calibration_scores", "converged", "fit_temperature",
     "detectable_from_interval", "minimum_detectable_effect", "paired_bootstrap_diff", "paired_ci",
-    "scale_temperature", "signed", "signed_pct", "temperature_calibration",
+    "scale_temperature", "signed", "signed_pct", "MINUS", "temperature_calibration",
     "central_range", "clopper_pearson", "confusion_matrix",
     "diff_ci", "distance", "fisher_exact", "reproduces", "collapse_signature", "outcome", "fmt_pct",
     "mcnemar", "mean_ci", "neighbour_overlap", "standardised_difference",
