@@ -42,7 +42,8 @@ def test_the_reproduction_table_applies_the_rule_to_the_chapters_numbers():
     table = summary.reproduction_table(committed("02_dense_network"), committed("04_cnn"))
     assert list(table.student) == ["dense_batch128", "dense_batch128", "dense_batch2048",
                                    "dense_batch2048", "cnn", "cnn"]
-    assert list(table.source[-2:]) == ["the student's program", "closest Keras example (chapter 04)"]
+    assert list(table.source[-2:]) == ["the student's program",
+                                       "closest Keras example (chapter 04)"]
     assert list(table.source[:2]) == ["the student's program", "searched (ranked on test numbers)"]
     for row in table.itertuples():
         student = helpers.STUDENT[row.student]
