@@ -17,6 +17,7 @@ import numpy as np
 
 from .stats import (
     calibration,
+    converged,
     diff_ci,
     fmt_pct,
     holm,
@@ -104,6 +105,39 @@ def budget_text(beaten, label: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # One row per model
 # ------------------------------------------------------------------------------------------------
+
+
+def convergence_test(chosen: Sequence, doubled: Sequence, margin: float) -> dict[str, Any]:
+    """The report's convergence test (`stats.converged`) of one model from its runs: `chosen` at
+    its budget and `doubled` at twice it, paired by seed (the same seeds at both, >= 3). Adds the
+    chosen budget in epochs and the change in mean test accuracy, which is reported only."""
+    by_seed = {r.seed: r for r in chosen}
+    twice = {r.seed: r for r in doubled}
+    if set(by_seed) != set(twice) or len(by_seed) != len(chosen) or len(twice) != len(doubled):
+        raise ValueError(f"the convergence test pairs the same seeds once each at both budgets: "
+                         f"{sorted(by_seed)} against {sorted(twice)}")
+    seeds = sorted(by_seed)
+    if any(twice[s].recipe.epochs != 2 * by_seed[s].recipe.epochs for s in seeds):
+        raise ValueError("the doubled runs must train twice the chosen runs' epochs")
+    verdict = converged([by_seed[s].val_accuracy for s in seeds],
+                        [twice[s].val_accuracy for s in seeds], margin)
+    return verdict | {"epochs": by_seed[seeds[0]].recipe.epochs,
+                      "test_change": float(np.mean([twice[s].test_accuracy for s in seeds])
+                                           - np.mean([by_seed[s].test_accuracy for s in seeds]))}
+
+
+def convergence_table(tests: Mapping[str, Mapping[str, Any]]):
+    """One row per model from its convergence test (`convergence_test`, or a chapter's record of
+    one): the budgets, the seeds, the paired change in validation accuracy with its interval,
+    the margin and the verdict, in points."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "model": label, "epochs": f"{t['epochs']} → {2 * t['epochs']}", "seeds": t["seeds"],
+        "validation change (points)": signed(100 * t["difference"]),
+        "95 % interval": f"[{signed(100 * t['low'])}, {signed(100 * t['high'])}]",
+        "margin (points)": f"±{100 * t['margin']:.2f}", "verdict": t["verdict"]}
+        for label, t in tests.items()])
 
 
 def correct_matrix(probas: Sequence[np.ndarray], labels: np.ndarray) -> np.ndarray:

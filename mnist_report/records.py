@@ -93,6 +93,23 @@ class FastCnn(Model):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConvergenceTest:
+    """The report's convergence test of one model (`stats.converged`): its budget doubled on the
+    same seeds, and the paired interval of the change in mean validation accuracy read against a
+    margin."""
+
+    difference: float = doc("mean validation accuracy, doubled budget minus chosen")
+    low: float = doc("its 95 % paired t-interval, low end")
+    high: float = doc("its high end")
+    margin: float = doc("converged when the interval lies inside +-margin")
+    verdict: str = doc("`converged`, `still improving` or `undecided`")
+    seeds: int = doc("seeds run at both budgets")
+    epochs: int | None = doc("the chosen budget in epochs (the doubled is twice it)", default=None)
+    test_change: float | None = doc("mean test accuracy, doubled minus chosen (reported only)",
+                                    default=None)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     """Only how a model was trained."""
 
@@ -187,6 +204,8 @@ class DenseRecord:
     student_program: StudentProgram = doc("the student's own mnist.py")
     reproduction: Search = doc("the search for the student's program")
     grid: Grid = doc("the MLP's grid")
+    convergence: dict[str, ConvergenceTest] = doc("the convergence test of `softmax regression` "
+                                                  "and `chosen MLP`")
 
 
 # ------------------------------------------------------------------------------------------------

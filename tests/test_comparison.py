@@ -205,3 +205,42 @@ def test_temperature_calibration_fits_on_validation_and_the_table_averages_runs(
     assert table.loc["over", "over_per_error"] == pytest.approx(
         table.loc["over", "overconfidence"] / table.loc["over", "error"])
     assert np.isnan(table.loc["perfect", "over_per_error"])  # no errors: no ratio
+
+
+def _converging(seed, epochs, val, test=0.99):
+    return SimpleNamespace(seed=seed, recipe=Recipe(batch_size=128, epochs=epochs),
+                           val_accuracy=val, test_accuracy=test)
+
+
+def test_convergence_test_pairs_runs_by_seed_whatever_their_order():
+    chosen = [_converging(s, 10, 0.98 + 1e-4 * s) for s in range(3)]
+    doubled = [_converging(s, 20, 0.98 + 1e-4 * s + d, test=0.991)
+               for s, d in reversed(list(enumerate((0.0005, 0.0006, 0.0004))))]
+    t = comparison.convergence_test(chosen, doubled, margin=0.002)
+    assert t["verdict"] == "converged" and t["seeds"] == 3 and t["epochs"] == 10
+    assert t["difference"] == pytest.approx(0.0005) and t["test_change"] == pytest.approx(0.001)
+    still = [_converging(s, 20, 0.98 + 1e-4 * s + d) for s, d in enumerate((0.004, 0.005, 0.006))]
+    assert comparison.convergence_test(chosen, still, 0.002)["verdict"] == "still improving"
+
+
+def test_convergence_test_refuses_unpaired_seeds_and_budgets_not_doubled():
+    chosen = [_converging(s, 10, 0.98) for s in range(3)]
+    with pytest.raises(ValueError, match="same seeds"):
+        comparison.convergence_test(chosen, [_converging(s, 20, 0.98) for s in (0, 1, 3)], 0.002)
+    with pytest.raises(ValueError, match="same seeds"):
+        comparison.convergence_test(chosen + chosen[:1],
+                                    [_converging(s, 20, 0.98) for s in range(3)], 0.002)
+    with pytest.raises(ValueError, match="twice"):
+        comparison.convergence_test(chosen, [_converging(s, 30, 0.98) for s in range(3)], 0.002)
+    with pytest.raises(ValueError, match=">= 3 seeds"):
+        comparison.convergence_test(chosen[:2], [_converging(s, 20, 0.98) for s in range(2)],
+                                    0.002)
+
+
+def test_convergence_table_reads_tests_and_records_alike():
+    table = comparison.convergence_table({"m": {
+        "difference": -0.0005, "low": -0.0022, "high": 0.0013, "margin": 0.002,
+        "verdict": "undecided", "seeds": 5, "epochs": 10}})
+    row = table.iloc[0]
+    assert row["epochs"] == "10 → 20" and row["95 % interval"] == "[−0.22, +0.13]"
+    assert row["validation change (points)"] == "−0.05" and row["margin (points)"] == "±0.20"
