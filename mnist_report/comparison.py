@@ -90,16 +90,26 @@ def beaten_checks(fair):
     return fair[fair["difference (points)"] > fair["seed SD (points)"]]
 
 
-def budget_text(beaten, label: str) -> str:
+def budget_text(beaten, label: str, convergence: Mapping[str, Any] | None = None) -> str:
     """A model's budget verdict for the table: "unbeaten by its checks", or the settings that
-    beat it ("beaten by lr 0.01 (+0.12), 60 epochs (+0.08)")."""
+    beat it ("beaten by lr 0.01 (+0.12), 60 epochs (+0.08)"). With the model's convergence test
+    (`convergence_test`), its verdict replaces the doubled-budget check ("converged at 30 -> 60
+    epochs (+0.05); beaten by lr 0.01 (+0.12)")."""
     lost = beaten[beaten.model == label]
-    if lost.empty:
-        return "unbeaten by its checks"
-    return "beaten by " + ", ".join(
-        f"{'lr ' if r['setting changed'] == 'learning rate' else ''}{r.tried:g}"
-        f"{' epochs' if r['setting changed'] == 'epochs' else ''} "
-        f"({signed(r['difference (points)'])})" for _, r in lost.iterrows())
+    parts = []
+    if convergence is not None:
+        lost = lost[lost["setting changed"] != "epochs"]
+        parts.append(f"{convergence['verdict']} at {convergence['epochs']} → "
+                     f"{2 * convergence['epochs']} epochs "
+                     f"({signed(100 * convergence['difference'])})")
+    if not lost.empty:
+        parts.append("beaten by " + ", ".join(
+            f"{'lr ' if r['setting changed'] == 'learning rate' else ''}{r.tried:g}"
+            f"{' epochs' if r['setting changed'] == 'epochs' else ''} "
+            f"({signed(r['difference (points)'])})" for _, r in lost.iterrows()))
+    elif convergence is None:
+        parts.append("unbeaten by its checks")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------

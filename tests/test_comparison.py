@@ -45,6 +45,12 @@ def test_fairness_table_and_the_checks_that_beat_a_model():
     assert len(beaten) == 1  # +0.5 points against a seed SD of 0.2
     assert comparison.budget_text(beaten, "a") == "beaten by 20 epochs (+0.50)"
     assert comparison.budget_text(beaten, "other") == "unbeaten by its checks"
+    test = {"verdict": "converged", "epochs": 10, "difference": -0.0004}
+    assert comparison.budget_text(beaten, "a", test) == "converged at 10 → 20 epochs (−0.04)"
+    both = comparison.beaten_checks(fair.assign(**{"difference (points)": [0.5, 0.5]}))
+    assert len(both) == 2  # the doubled budget's check gives way to the convergence test
+    assert (comparison.budget_text(both, "a", test)
+            == "converged at 10 → 20 epochs (−0.04); beaten by lr 0.0003 (+0.50)")
 
 
 def test_model_row_keeps_seed_and_test_intervals_apart():
