@@ -93,3 +93,34 @@ def test_the_cnn_gets_the_students_own_row_once_chapter_04_records_it():
     assert own.configuration == "mnistcnn.py with fit() active, 12 epochs"
     assert own.reproduced and own.p == 0.3
     assert rows.student.tolist()[-2:] == ["cnn", "cnn"]  # the student's program, then the example
+
+
+def _compared(**extra):
+    """What chapter 05 hands summary.verdicts, rebuilt from its committed results."""
+    results = committed("05_comparison")
+    holm = {r["comparison"]: r["p (Holm)"] for r in results["welch"]}
+    return {"gaps": {"best CNN": results["best_gap"], "student-level CNN": results["level_gap"]},
+            "holm_p": {"best CNN": holm["best CNN − chosen MLP"],
+                       "student-level CNN": holm["student-level CNN − chosen MLP"]},
+            "shift4": results["shift_4"]} | extra
+
+
+def _verdicts(compared):
+    return summary.verdicts(*(helpers.records.of(name, committed(name)) for name in (
+        "02_dense_network", "03_batch_size_sweep", "04_cnn")), compared)
+
+
+def test_verdict_two_reads_the_two_by_two_when_chapter_05_gives_it():
+    assert _verdicts(_compared())[1] == committed("05_comparison")["verdict"][1]
+    arch = {"CNN − MLP, plain": (0.008, 0.006, 0.010), "CNN − MLP, augmented": (0.003, 0.001,
+                                                                            0.005),
+            "augmentation, MLP": (0.006, 0.004, 0.008), "augmentation, CNN": (0.001, 0.0, 0.002)}
+    two = _verdicts(_compared(arch_recipe=arch, arch_seeds=5,
+                              mlp_augmented=(0.9912, 0.9905, 0.9919)))[1]
+    assert two["verdict"] == "Yes, on equal terms, with and without augmentation."
+    assert "+0.80 points [+0.60, +1.00] without augmentation" in two["evidence"]
+    assert "+0.30 points [+0.10, +0.50] with it (paired by seed over 5 seeds" in two["evidence"]
+    assert "to 99.12 % [99.05 %, 99.19 %]" in two["evidence"]
+    tied = arch | {"CNN − MLP, augmented": (0.001, -0.001, 0.003)}
+    assert _verdicts(_compared(arch_recipe=tied, arch_seeds=5, mlp_augmented=(0.99, 0.98, 1.0)))[
+        1]["verdict"] == "Yes on plain digits; with augmentation the lead is not shown."
