@@ -172,6 +172,8 @@ from mnist_report.scaling import (
     steps_to,
     strictly_bracketed,
     tune_until_bracketed,
+    tuning_score,
+    tuning_table,
     two_regimes,
 )
 from mnist_report.stats import (
@@ -286,7 +288,8 @@ __all__ = [
     "diverged", "fit_steps_model",
     "next_learning_rates", "optimum", "seconds_per_epoch", "steps_model", "steps_to",
     "two_regimes", "budget_specs", "budget_table", "grid_around", "initial_loss",
-    "refine_sweep", "strictly_bracketed", "tune_until_bracketed", "best_per_budget",
+    "refine_sweep", "strictly_bracketed", "tune_until_bracketed", "tuning_score", "tuning_table",
+    "best_per_budget",
     "chosen_runs", "convergence_runs", "convergence_summary", "fastest_to_target",
     "learning_rate_rule", "rate_cap", "extend_until_bracketed", "fit_summary", "inference_timing",
     "search",

@@ -46,24 +46,35 @@ def best_rate(scores: Mapping[float, float]) -> float:
     return min(lr for lr, score in scores.items() if score == best)
 
 
-def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
+def tune_until_bracketed(train: Callable[[list[tuple]], list],
                          start: Mapping[Any, Iterable[float]], grid: Sequence[float],
-                         extend: bool = True) -> dict[tuple[Any, float], Any]:
+                         extend: bool = True, seeds: Sequence[int] | None = None
+                         ) -> dict[tuple[Any, float], Any]:
     """Tune a learning rate per key (a batch size) on a fixed grid: train every (key, rate) of
-    `start`, then, while a key's best rate on validation (`run.val_accuracy`) sits at an edge of
-    the rates tried, add the grid's next value beyond that edge (`extend`). `train` gets the
-    untrained (key, rate) pairs, key by key in `start`'s order and rates ascending, and returns
-    their runs in that order. A rate tied for the best counts as the best: the grid is extended
-    past every edge that holds one. Returns {(key, rate): run}."""
+    `start`, then, while a key's best rate on validation sits at an edge of the rates tried, add
+    the grid's next value beyond that edge (`extend`). `train` gets the untrained (key, rate)
+    pairs, key by key in `start`'s order and rates ascending, and returns their runs in that
+    order; with `seeds`, it gets (key, rate, seed) triples, every seed of a pair in turn, and a
+    pair's score is the mean validation accuracy of its runs. A rate tied for the best counts as
+    the best: the grid is extended past every edge that holds one. Returns {(key, rate): run},
+    or {(key, rate): [runs, one per seed]} with `seeds`."""
     grid = list(grid)
     tried = {key: set(rates) for key, rates in start.items()}
     tuning: dict[tuple[Any, float], Any] = {}
     while todo := [(key, lr) for key in tried for lr in sorted(tried[key])
                    if (key, lr) not in tuning]:
-        tuning |= dict(zip(todo, train(todo), strict=True))
+        if seeds is None:
+            tuning |= dict(zip(todo, train(todo), strict=True))
+        else:
+            runs = list(train([(key, lr, s) for key, lr in todo for s in seeds]))
+            if len(runs) != len(todo) * len(seeds):
+                raise ValueError(f"train returned {len(runs)} runs for "
+                                 f"{len(todo) * len(seeds)} (rate, seed) pairs")
+            tuning |= {pair: runs[i * len(seeds):(i + 1) * len(seeds)]
+                       for i, pair in enumerate(todo)}
         for key in tried if extend else ():
             rates = sorted(tried[key])
-            val = {lr: tuning[key, lr].val_accuracy for lr in rates}
+            val = {lr: tuning_score(tuning[key, lr]) for lr in rates}
             tied = {lr for lr in rates if val[lr] == max(val.values())}
             low, high = grid.index(rates[0]), grid.index(rates[-1])
             if rates[0] in tied and low > 0:
@@ -71,6 +82,27 @@ def tune_until_bracketed(train: Callable[[list[tuple[Any, float]]], list],
             if rates[-1] in tied and high < len(grid) - 1:
                 tried[key].add(grid[high + 1])
     return tuning
+
+
+def tuning_score(runs) -> float:
+    """The validation accuracy a tuning cell is judged by: its run's, or the mean of its runs'."""
+    if isinstance(runs, Sequence):
+        return float(np.mean([r.val_accuracy for r in runs]))
+    return runs.val_accuracy
+
+
+def tuning_table(tuning: Mapping[tuple[Any, float], Any]):
+    """One row per (batch size, learning rate) of `tune_until_bracketed`'s result: the mean
+    validation accuracy and epochs run over its seeds, and how many seeds."""
+    import pandas as pd
+
+    rows = []
+    for (bs, lr), runs in tuning.items():
+        runs = list(runs) if isinstance(runs, Sequence) else [runs]
+        rows.append({"batch_size": bs, "learning_rate": lr, "val_accuracy": tuning_score(runs),
+                     "epochs_run": float(np.mean([r.epochs_run for r in runs])),
+                     "seeds": len(runs)})
+    return pd.DataFrame(rows)
 
 
 def extend_until_bracketed(train: Callable[[list[float]], dict[float, list]],

@@ -112,6 +112,28 @@ def test_a_rate_tied_for_best_at_an_edge_extends_the_grid_and_the_smaller_is_cho
     assert not helpers.strictly_bracketed({lr: scores[lr] for lr in (0.001, 0.003, 0.01)}, 0.003)
 
 
+
+def test_tune_until_bracketed_with_seeds_judges_each_rate_by_its_mean_over_seeds():
+    grid = [0.001, 0.003, 0.01, 0.03]
+    calls = []
+
+    def train(todo):  # seed 0 prefers 0.01 alone; the mean over two seeds prefers 0.003
+        calls.append(list(todo))
+        return [SimpleNamespace(val_accuracy={0.001: 0.90, 0.003: 0.95, 0.01: 0.96 if s == 0
+                                              else 0.90, 0.03: 0.80}[lr], epochs_run=10 + s)
+                for _, lr, s in todo]
+
+    tuning = helpers.tune_until_bracketed(train, {16: {0.003, 0.01}}, grid, seeds=[0, 1])
+    assert calls[0] == [(16, 0.003, 0), (16, 0.003, 1), (16, 0.01, 0), (16, 0.01, 1)]
+    assert calls[1] == [(16, 0.001, 0), (16, 0.001, 1)]  # 0.003 at the lower edge: extended
+    assert len(calls) == 2 and all(len(runs) == 2 for runs in tuning.values())
+    table = helpers.tuning_table(tuning).set_index("learning_rate")
+    assert table.val_accuracy.to_dict() == pytest.approx({0.001: 0.90, 0.003: 0.95, 0.01: 0.93})
+    assert table.seeds.tolist() == [2, 2, 2] and table.epochs_run.tolist() == [10.5] * 3
+    assert helpers.best_rate(table.val_accuracy.to_dict()) == 0.003
+    with pytest.raises(ValueError, match="runs for"):
+        helpers.tune_until_bracketed(lambda todo: train(todo)[:1], {16: {0.01}}, grid, seeds=[0, 1])
+
 def _sweep_run(bs, lr, seed, steps):
     """A fake sweep run: validation accuracy peaks at lr = bs / 1000; above 4x that it diverges."""
     acc = max(0.0, 0.95 - 0.1 * abs(np.log2(lr * 1000 / bs)))
