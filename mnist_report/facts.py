@@ -97,10 +97,9 @@ _FUNCTIONS = {"abs": abs, "min": min, "max": max, "all": all, "any": any, "len":
               "round": round, "isnan": math.isnan}
 
 
-def evaluate(expression: str, values: Mapping[str, Any]) -> Any:
-    """Evaluate a claim: arithmetic, comparisons, and/or/not, indexing and a few functions
-    (abs, min, max, all, any, len, round, isnan) over `values` and the thresholds; nothing else
-    (no attributes, no imports)."""
+def checked(expression: str, values: Mapping[str, Any]) -> ast.Expression:
+    """A claim's parsed form, refused unless it uses only what `evaluate` allows and names only
+    facts in `values`, thresholds and the allowed functions."""
     tree = ast.parse(expression, mode="eval")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
@@ -108,10 +107,19 @@ def evaluate(expression: str, values: Mapping[str, Any]) -> Any:
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
                                                and node.func.id in _FUNCTIONS):
             raise ValueError(f"claim {expression!r}: only {sorted(_FUNCTIONS)} may be called")
-    names = {**THRESHOLDS, **_FUNCTIONS, **values}
-    missing = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(names)
+    missing = ({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+               - {*THRESHOLDS, *_FUNCTIONS, *values})
     if missing:
         raise KeyError(f"claim {expression!r} uses {sorted(missing)}, which are not facts")
+    return tree
+
+
+def evaluate(expression: str, values: Mapping[str, Any]) -> Any:
+    """Evaluate a claim: arithmetic, comparisons, and/or/not, indexing and a few functions
+    (abs, min, max, all, any, len, round, isnan) over `values` and the thresholds; nothing else
+    (no attributes, no imports)."""
+    tree = checked(expression, values)
+    names = {**THRESHOLDS, **_FUNCTIONS, **values}
     return eval(compile(tree, "<claim>", "eval"), {"__builtins__": {}}, names)  # noqa: S307
 
 
@@ -144,9 +152,11 @@ class Facts:
     def claim(self, statement: str, expression: str, full_only: bool = False) -> bool:
         """Check `expression` over the facts now, in the cell that makes the claim; record it
         for the results file (and the test that re-checks committed results). A claim that only
-        the full experiment can bear out (`full_only`) is recorded but not checked in smoke."""
+        the full experiment can bear out (`full_only`) is recorded, and in smoke checked only
+        for its form (what it may use, and that its names are facts)."""
         self.claims[statement] = {"expression": expression, "full_only": full_only}
         if full_only and settings().smoke:
+            checked(expression, self.values)
             return True
         holds = bool(evaluate(expression, self.values))
         if not holds:

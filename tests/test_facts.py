@@ -45,6 +45,10 @@ def test_full_only_claims_are_recorded_but_not_checked_in_smoke(configured):
     assert f.claim("a real run reaches 99 %", "acc > 0.99", full_only=True)
     assert f.record()["claims"]["a real run reaches 99 %"] == {"expression": "acc > 0.99",
                                                                "full_only": True}
+    with pytest.raises(ValueError, match="GeneratorExp"):  # its form is checked in smoke too
+        f.claim("rising", "all(a < b for a, b in zip(xs, xs[1:]))", full_only=True)
+    with pytest.raises(KeyError, match="not facts"):
+        f.claim("a real run reaches 99 %", "accuracy > 0.99", full_only=True)
     configured(profile="full")
     with pytest.raises(ClaimError):
         f.claim("a real run reaches 99 %", "acc > 0.99", full_only=True)
